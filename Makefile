@@ -1,0 +1,42 @@
+# Every target sets up what it needs: a fresh clone needs only python3 and pip.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-fast lint format bench clean
+
+help: ## List targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install dataflow with dev tools
+
+demo: $(STAMP) ## Run the ready text_clean pipeline on its sample data
+	$(BIN)/dataflow run pipelines/text_clean/pipeline.yaml --fresh
+	@echo "output: pipelines/text_clean/out/clean.jsonl"
+
+lint: $(STAMP) ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: $(STAMP) lint ## Lint, then run every test
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP) ## Unit tests only
+	$(BIN)/python -m pytest -q tests/unit
+
+bench: $(STAMP) ## Benchmarks (not part of the test run); figures on stdout
+	$(BIN)/python bench/streaming.py
+
+clean: ## Remove the venv, run directories and outputs
+	rm -rf $(VENV) .dataflow pipelines/*/out build dist

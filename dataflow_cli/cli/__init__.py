@@ -1,0 +1,1 @@
+"""One module per command; each parses arguments and calls the engine."""

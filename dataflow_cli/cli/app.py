@@ -1,0 +1,41 @@
+"""`dataflow` command-line entry point. Heavy imports live inside the commands."""
+
+from __future__ import annotations
+
+import typer
+
+from dataflow_cli import __version__
+from dataflow_cli.cli import init, operators, run, schema, validate
+
+app = typer.Typer(
+    name="dataflow",
+    help="Turn raw data into LLM training data with declarative, resumable pipelines.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dataflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """Turn raw data into LLM training data with declarative, resumable pipelines."""
+
+
+app.command("run")(run.run)
+app.command("validate")(validate.validate)
+app.command("init")(init.init)
+app.command("schema")(schema.schema)
+app.add_typer(operators.app, name="operators")
+
+
+def main() -> None:
+    app()

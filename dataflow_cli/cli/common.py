@@ -1,0 +1,61 @@
+"""What every command shares: the stderr console and turning user errors into exit codes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from dataflow_cli.errors import DataflowError
+
+_console = None
+
+
+def console():
+    """The one console for people: stderr, so stdout stays clean for data."""
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console(stderr=True, highlight=False)
+    return _console
+
+
+def print_json(payload: Any) -> None:
+    """Machine-readable output: stdout, nothing else on it."""
+    sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def report_error(error: DataflowError) -> None:
+    from rich.markup import escape
+
+    lines = error.render().splitlines()
+    out = console()
+    for line in lines:
+        if line.lstrip().startswith("hint:"):
+            out.print(f"[dim]{escape(line)}[/dim]", soft_wrap=True)
+        else:
+            out.print(f"[bold red]error:[/bold red] {escape(line)}", soft_wrap=True)
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Print a `DataflowError` as one clear message (no traceback) and exit with its code.
+    Anything else is a bug and keeps its traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except DataflowError as error:
+            report_error(error)
+            raise typer.Exit(error.exit_code) from None
+        except KeyboardInterrupt:
+            console().print("[yellow]interrupted[/yellow]: finished batches are checkpointed; run again to resume")
+            raise typer.Exit(130) from None
+
+    return wrapper

@@ -1,0 +1,43 @@
+"""`dataflow validate SPEC`: check a spec without reading data or calling models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from dataflow_cli.cli.common import console, print_json, user_errors
+
+
+@user_errors
+def validate(
+    spec: Path = typer.Argument(..., help="Pipeline spec (YAML)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a value: path=value (YAML-typed). Repeatable."),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Validate a pipeline spec: structure, operators, params and column flow."""
+    from dataflow_cli.spec.model import SpecErrors
+    from dataflow_cli.spec.validate import load_spec
+
+    try:
+        loaded = load_spec(spec, set_)
+    except SpecErrors as errors:
+        if json_output:
+            print_json(
+                {
+                    "valid": False,
+                    "errors": [{"location": i.location, "path": i.path, "message": i.message} for i in errors.issues],
+                }
+            )
+            raise typer.Exit(2) from None
+        raise
+    if json_output:
+        print_json(
+            {
+                "valid": True,
+                "name": loaded.name,
+                "stages": [{"name": s.name, "op": s.op_name, "kind": s.kind} for s in loaded.stages],
+            }
+        )
+    else:
+        console().print(f"[green]ok[/green]: `{spec}` is valid ({len(loaded.stages)} stages)")

@@ -1,0 +1,1 @@
+"""Planning, streaming execution, checkpoints and run statistics."""

@@ -1,0 +1,163 @@
+"""A stage's effect on one batch, as a small table that can be checkpointed and replayed.
+
+Checkpointing whole batches after every stage would rewrite the dataset once per stage; a
+delta holds only what the stage decided:
+
+| kind               | delta columns                                       |
+|--------------------|-----------------------------------------------------|
+| evaluate, generate | the new output columns (row-aligned with the batch) |
+| generate (fan-out) | the new columns plus `_src`, the source row index   |
+| refine             | the rewritten columns, or the whole new table       |
+| filter             | `_keep`, `_reason`, `_detail`                       |
+
+`apply_delta(stage, table, delta)` turns the batch before the stage into the batch after it,
+plus the rows the stage rejected (with `_stage` and `_reason`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dataflow_cli.operator import Fanout, Verdict
+from dataflow_cli.spec.model import Stage
+
+KEEP, REASON, DETAIL, SOURCE = "_keep", "_reason", "_detail", "_src"
+FULL_TABLE = b"dataflow.full_table"  # schema metadata marking a refine delta that replaces the table
+REJECT_COLUMNS = ("_stage", "_reason")
+
+
+class OperatorContractError(RuntimeError):
+    """An operator returned something that breaks its contract: a bug in that operator."""
+
+
+def _as_array(values: Any, length: int, what: str, type_name: str | None = None) -> pa.Array:
+    array = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if len(array) != length:
+        raise OperatorContractError(f"{what}: returned {len(array)} values for {length} rows")
+    if type_name is not None and str(array.type) != type_name:
+        array = array.cast(pa.type_for_alias(type_name))
+    return array
+
+
+def make_delta(stage: Stage, table: pa.Table, result: Any) -> pa.Table:
+    """Check an operator's result against its kind's contract and encode it as a delta."""
+    op = stage.operator
+    n = table.num_rows
+    who = f"operator `{stage.op_name}` in stage `{stage.name}`"
+    if op.kind == "filter":
+        if not isinstance(result, Verdict):
+            raise OperatorContractError(f"{who}: filter must return a Verdict, got {type(result).__name__}")
+        keep = _as_array(result.keep, n, who, "bool")
+        if keep.null_count:
+            raise OperatorContractError(f"{who}: keep mask contains nulls")
+        reason = _as_array(result.reason, n, who, "string")
+        detail = _as_array(result.detail if result.detail is not None else [None] * n, n, who, "string")
+        dropped_without_reason = pc.sum(pc.and_(pc.invert(keep), pc.is_null(reason))).as_py() or 0
+        if dropped_without_reason:
+            raise OperatorContractError(f"{who}: {dropped_without_reason} dropped rows have no reason")
+        return pa.table({KEEP: keep, REASON: reason, DETAIL: detail})
+
+    if op.kind == "refine" and isinstance(result, pa.Table):
+        if result.num_rows != n:
+            raise OperatorContractError(f"{who}: returned {result.num_rows} rows for {n}")
+        if "_id" not in result.column_names:
+            result = result.append_column("_id", table.column("_id"))
+        return result.replace_schema_metadata({FULL_TABLE: b"1"})
+
+    if op.kind == "generate" and isinstance(result, Fanout):
+        source = _as_array(result.source_index, len(_first(result.columns)), who, "int64")
+        columns = _output_columns(op, result.columns, len(source), who)
+        columns[SOURCE] = source
+        return pa.table(columns)
+
+    if not isinstance(result, dict):
+        raise OperatorContractError(f"{who}: {op.kind} must return a dict of columns, got {type(result).__name__}")
+    if op.kind == "refine":
+        columns = {}
+        for logical, values in result.items():
+            column = op.input_columns.get(logical, logical)
+            original = table.column(column).type
+            array = _as_array(values, n, who)
+            columns[column] = array.cast(original) if pa.types.is_null(array.type) else array
+        return pa.table(columns) if columns else pa.table({"_id": table.column("_id")})
+    return pa.table(_output_columns(op, result, n, who))
+
+
+def _first(columns: dict[str, Any]) -> Any:
+    return next(iter(columns.values())) if columns else []
+
+
+def _output_columns(op, result: dict[str, Any], n: int, who: str) -> dict[str, pa.Array]:
+    missing = [k for k in op.outputs if k not in result]
+    if missing:
+        raise OperatorContractError(f"{who}: missing outputs {missing}")
+    return {
+        op.output_columns[logical]: _as_array(result[logical], n, who, op.outputs[logical].type)
+        for logical in op.outputs
+    }
+
+
+def apply_delta(stage: Stage, table: pa.Table, delta: pa.Table) -> tuple[pa.Table, pa.Table | None]:
+    """The batch after `stage`, and the rows it rejected (None if none)."""
+    kind = stage.operator.kind
+    if kind == "filter":
+        keep = delta.column(KEEP)
+        if pc.all(keep).as_py() is not False:
+            return table, None
+        rejected = table.filter(pc.invert(keep))
+        reason = pc.filter(delta.column(REASON), pc.invert(keep))
+        detail = pc.filter(delta.column(DETAIL), pc.invert(keep))
+        full_reason = pc.if_else(pc.is_null(detail), reason, pc.binary_join_element_wise(reason, detail, ": "))
+        return table.filter(keep), _with_reject_columns(rejected, stage.name, full_reason)
+
+    if kind == "refine":
+        if (delta.schema.metadata or {}).get(FULL_TABLE):
+            return delta.replace_schema_metadata(None), None
+        for column in delta.column_names:
+            if column == "_id" and delta.num_columns == 1:
+                break
+            table = table.set_column(table.schema.get_field_index(column), column, delta.column(column))
+        return table, None
+
+    if SOURCE in delta.column_names:  # fan-out generator
+        return _apply_fanout(stage, table, delta)
+    for column in delta.column_names:
+        table = table.append_column(column, delta.column(column))
+    return table, None
+
+
+def _apply_fanout(stage: Stage, table: pa.Table, delta: pa.Table) -> tuple[pa.Table, pa.Table | None]:
+    source = delta.column(SOURCE).to_numpy()
+    out = table.take(pa.array(source))
+    parent_ids = out.column("_id")
+    # Children get ids `<parent>.<k>`, k counting the parent's outputs in order.
+    order = np.zeros(len(source), dtype=np.int64)
+    seen: dict[int, int] = {}
+    for j, s in enumerate(source.tolist()):
+        order[j] = seen.get(s, 0)
+        seen[s] = order[j] + 1
+    child_ids = pc.binary_join_element_wise(parent_ids, pc.cast(pa.array(order), pa.string()), ".")
+    out = out.set_column(out.schema.get_field_index("_id"), "_id", child_ids)
+    if "_parent_id" in out.column_names:
+        out = out.drop_columns(["_parent_id"])
+    out = out.append_column("_parent_id", parent_ids)
+    for column in delta.column_names:
+        if column != SOURCE:
+            out = out.append_column(column, delta.column(column))
+    childless = np.setdiff1d(np.arange(table.num_rows), source)
+    if len(childless) == 0:
+        return out, None
+    rejected = table.take(pa.array(childless))
+    reason = pa.array(["generated no rows"] * len(childless), pa.string())
+    return out, _with_reject_columns(rejected, stage.name, reason)
+
+
+def _with_reject_columns(rejected: pa.Table, stage_name: str, reason: pa.Array) -> pa.Table:
+    rejected = rejected.append_column("_stage", pa.array([stage_name] * rejected.num_rows, pa.string()))
+    return rejected.append_column("_reason", reason)

@@ -1,0 +1,351 @@
+"""Local streaming executor.
+
+Input is read in fixed-size batches; each batch flows through every stage in order, on a small
+thread pool (pyarrow releases the GIL, so both cores work). Each stage's effect on a batch is
+checkpointed as a delta (see `delta.py`); a rerun replays matching checkpoints instead of
+recomputing, and a changed stage gets a new fingerprint, so it and everything after it rerun.
+
+A global stage (e.g. dedup) needs every row before it can decide: it runs first as a pre-pass
+over the upstream batches, projected to the columns it needs, and its per-batch decisions are
+checkpointed; the main pass then treats it like any other stage.
+
+Accounting invariant, checked at the end of every run:
+    rows read + rows added by fan-out == rows written + rows rejected
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from dataflow_cli.engine.checkpoint import RunDir
+from dataflow_cli.engine.delta import KEEP, REASON, SOURCE, apply_delta, make_delta
+from dataflow_cli.engine.fingerprint import fingerprints
+from dataflow_cli.engine.stats import RunStats, StageStats
+from dataflow_cli.io.readers import iter_batches
+from dataflow_cli.io.writers import TableWriter
+from dataflow_cli.operator import Batch
+from dataflow_cli.spec.model import Spec, Stage
+
+log = logging.getLogger(__name__)
+
+GLOBAL_DONE = "complete.json"
+
+
+class Progress:
+    """What the executor reports while it runs; the CLI renders it, tests may record it."""
+
+    def start(self, stats: RunStats) -> None: ...
+    def phase(self, text: str) -> None: ...
+    def batch_done(self, stats: RunStats) -> None: ...
+    def finish(self, stats: RunStats) -> None: ...
+
+
+@dataclass
+class _StageRecord:
+    rows_in: int = 0
+    rows_out: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+    computed: bool = False
+    reused: bool = False
+
+
+@dataclass
+class _BatchResult:
+    index: int
+    table: pa.Table
+    rows_read: int
+    rejected: int
+    added_by_fanout: int
+    records: list[_StageRecord]
+
+
+def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[Any]:
+    """`map(fn, items)` on a thread pool, results in input order, at most 2*workers in flight
+    (so memory stays bounded by a few batches)."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dataflow")
+    pending: deque = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class Executor:
+    def __init__(
+        self,
+        spec: Spec,
+        run_dir: Path,
+        *,
+        fresh: bool = False,
+        progress: Progress | None = None,
+        workers: int = 2,
+    ):
+        self.spec = spec
+        self.stages = spec.stages
+        self.fingerprints = fingerprints(spec)
+        self.run_dir = RunDir(run_dir, [s.name for s in self.stages], self.fingerprints)
+        self.fresh = fresh
+        self.progress = progress or Progress()
+        self.workers = workers
+        self._lock = threading.Lock()
+        self.stats = RunStats(
+            spec=str(spec.file),
+            name=spec.name,
+            output=str(spec.output_path),
+            rejects=str(spec.rejects_path),
+            run_dir=str(run_dir),
+            stages=[StageStats(s.name, s.op_name, s.kind) for s in self.stages],
+        )
+
+    # Public ---------------------------------------------------------------------------
+    def run(self) -> RunStats:
+        started = time.perf_counter()
+        # Open the output first: an unwritable destination fails before any work is done.
+        output = TableWriter(self.spec.output_path)
+        try:
+            self.run_dir.open(self.fresh)
+            try:
+                self._write_manifest("running")
+                self.progress.start(self.stats)
+                for k, stage in enumerate(self.stages):
+                    if stage.is_global:
+                        self._global_prepass(k, stage)
+                self._main_pass(output, started)
+                self._merge_rejects()
+                output.commit()
+            finally:
+                self.stats.seconds = time.perf_counter() - started
+                self.run_dir.close()
+        except BaseException:
+            output.abort()
+            raise
+        self._check_accounting()
+        self.stats.status = "complete"
+        self.run_dir.write_json("stats.json", self.stats.to_dict())
+        self._write_manifest("complete")
+        self.progress.finish(self.stats)
+        return self.stats
+
+    # Input ----------------------------------------------------------------------------
+    def _input_batches(self) -> Iterator[tuple[int, pa.Table]]:
+        offset = 0
+        for index, table in enumerate(iter_batches(self.spec.input_paths, self.spec.batch_size, self.spec.limit)):
+            n = table.num_rows
+            if "_id" in table.column_names:
+                ids = pc.cast(table.column("_id"), pa.string())
+                table = table.drop_columns(["_id"])
+            else:
+                ids = pc.cast(pa.array(np.arange(offset, offset + n, dtype=np.int64)), pa.string())
+            table = table.add_column(0, "_id", ids)
+            offset += n
+            yield index, table
+
+    # Stage application ----------------------------------------------------------------
+    def _advance(self, k: int, i: int, table: pa.Table, record: _StageRecord) -> tuple[pa.Table, pa.Table | None]:
+        """Batch `i` through stage `k`: replay its checkpoint or compute and save one."""
+        stage = self.stages[k]
+        record.rows_in = table.num_rows
+        delta = self.run_dir.load_shard(k, i) if table.num_rows or stage.is_global else None
+        if delta is None and table.num_rows == 0 and not stage.is_global:
+            record.rows_out = 0
+            return table, None
+        if delta is None:
+            if stage.is_global:
+                raise RuntimeError(f"missing decision of global stage `{stage.name}` for batch {i}")
+            t0 = time.perf_counter()
+            result = stage.operator.process(Batch(table, stage.inputs))
+            delta = make_delta(stage, table, result)
+            self.run_dir.save_shard(k, i, delta)
+            record.seconds += time.perf_counter() - t0
+            record.computed = True
+        else:
+            record.reused = True
+        if stage.kind == "filter":
+            dropped = pc.filter(delta.column(REASON), pc.invert(delta.column(KEEP)))
+            record.reasons.update(dict(zip(*_value_counts(dropped), strict=True)))
+        table, rejected = apply_delta(stage, table, delta)
+        if rejected is not None and stage.kind != "filter":
+            record.reasons.update(dict(zip(*_value_counts(rejected.column("_reason")), strict=True)))
+        record.rows_out = table.num_rows
+        return table, rejected
+
+    def _through(self, i: int, table: pa.Table, stop: int) -> tuple[pa.Table, list[pa.Table], list[_StageRecord]]:
+        rejected: list[pa.Table] = []
+        records: list[_StageRecord] = []
+        for k in range(stop):
+            record = _StageRecord()
+            table, dropped = self._advance(k, i, table, record)
+            records.append(record)
+            if dropped is not None and dropped.num_rows:
+                rejected.append(dropped)
+        return table, rejected, records
+
+    # Global stages --------------------------------------------------------------------
+    def _global_prepass(self, k: int, stage: Stage) -> None:
+        marker = self.run_dir.stage_dirs[k] / GLOBAL_DONE
+        if marker.exists():
+            return
+        self.progress.phase(f"global stage `{stage.name}`: scanning")
+        columns = ["_id", *[c for c in stage.operator.required_columns() if c != "_id"]]
+        shapes: list[tuple[int, pa.Schema]] = []
+        waited = 0.0  # time spent producing upstream batches, not in the global operator
+
+        def upstream(item: tuple[int, pa.Table]) -> tuple[int, pa.Table]:
+            i, table = item
+            table, _, records = self._through(i, table, k)
+            self._add_seconds(records)
+            return i, table.select(columns)
+
+        def batches() -> Iterator[Batch]:
+            nonlocal waited
+            source = ordered_map(upstream, self._input_batches(), self.workers)
+            while True:
+                t = time.perf_counter()
+                item = next(source, None)
+                waited += time.perf_counter() - t
+                if item is None:
+                    return
+                projected = item[1]
+                shapes.append((projected.num_rows, projected.schema))
+                yield Batch(projected, stage.inputs)
+
+        t0 = time.perf_counter()
+        count = 0
+        for i, result in enumerate(stage.operator.process_all(batches())):
+            n, schema = shapes[i]
+            placeholder = pa.table({f.name: pa.nulls(n, f.type) for f in schema})
+            self.run_dir.save_shard(k, i, make_delta(stage, placeholder, result))
+            count += 1
+        if count != len(shapes):
+            raise RuntimeError(f"global operator `{stage.op_name}` yielded {count} results for {len(shapes)} batches")
+        self.stats.stages[k].seconds += time.perf_counter() - t0 - waited
+        marker.write_text(json.dumps({"batches": count}))
+
+    # Main pass ------------------------------------------------------------------------
+    def _main_pass(self, output: TableWriter, started: float) -> None:
+        last_schema: pa.Schema | None = None
+        for result in ordered_map(self._process_batch, self._input_batches(), self.workers):
+            self._account(result)
+            if result.table.num_rows:
+                output.write(result.table)
+            last_schema = result.table.schema
+            self.stats.seconds = time.perf_counter() - started
+            self.progress.batch_done(self.stats)
+        if self.stats.batches == 0:
+            raise RuntimeError("input produced no batches")  # readers raise InputError first
+        if self.stats.rows_written == 0 and last_schema is not None:
+            output.write(last_schema.empty_table())
+
+    def _process_batch(self, item: tuple[int, pa.Table]) -> _BatchResult:
+        i, table = item
+        rows_read = table.num_rows
+        table, rejected, records = self._through(i, table, len(self.stages))
+        rejected_rows = sum(t.num_rows for t in rejected)
+        if rejected:
+            merged = pa.concat_tables(rejected, promote_options="permissive")
+            pq.write_table(merged, self.run_dir.rejects_part(i), compression="lz4")
+        # A fan-out generator turns a row into 0..n rows; rows that produced none are rejected.
+        added = sum(
+            r.rows_out - r.rows_in + sum(r.reasons.values())
+            for r, s in zip(records, self.stages, strict=True)
+            if s.kind == "generate"
+        )
+        return _BatchResult(i, table, rows_read, rejected_rows, added, records)
+
+    def _account(self, result: _BatchResult) -> None:
+        with self._lock:
+            self.stats.batches += 1
+            self.stats.rows_read += result.rows_read
+            self.stats.rows_written += result.table.num_rows
+            self.stats.rows_rejected += result.rejected
+            self.stats.rows_added_by_fanout += result.added_by_fanout
+            for stats, record in zip(self.stats.stages, result.records, strict=True):
+                stats.rows_in += record.rows_in
+                stats.rows_out += record.rows_out
+                stats.dropped_by_reason.update(record.reasons)
+                stats.rows_dropped = sum(stats.dropped_by_reason.values())
+                stats.seconds += record.seconds
+                stats.batches_computed += record.computed
+                stats.batches_reused += record.reused
+
+    def _add_seconds(self, records: list[_StageRecord]) -> None:
+        with self._lock:
+            for stats, record in zip(self.stats.stages, records, strict=False):
+                stats.seconds += record.seconds
+
+    # Finishing ------------------------------------------------------------------------
+    def _merge_rejects(self) -> None:
+        parts = sorted((self.run_dir.root / "rejects").glob("part-*.parquet"))
+        schemas = [pq.read_schema(p) for p in parts]
+        if schemas:
+            schema = pa.unify_schemas(schemas, promote_options="permissive")
+            # Keep the reject columns last, where a reader looks for them.
+            names = [n for n in schema.names if n not in ("_stage", "_reason")] + ["_stage", "_reason"]
+            schema = pa.schema([schema.field(n) for n in names])
+        else:
+            schema = pa.schema([("_id", pa.string()), ("_stage", pa.string()), ("_reason", pa.string())])
+        with TableWriter(self.spec.rejects_path, schema=schema) as writer:
+            for part in parts:
+                table = pq.read_table(part)
+                missing = [f for f in schema if f.name not in table.column_names]
+                for f in missing:
+                    table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+                writer.write(table.select(schema.names).cast(schema))
+            writer.commit()
+
+    def _check_accounting(self) -> None:
+        s = self.stats
+        if s.rows_read + s.rows_added_by_fanout != s.rows_written + s.rows_rejected:
+            raise RuntimeError(
+                f"row accounting broken: read {s.rows_read} + fan-out {s.rows_added_by_fanout} != "
+                f"written {s.rows_written} + rejected {s.rows_rejected}"
+            )
+
+    def _write_manifest(self, status: str) -> None:
+        self.run_dir.write_json(
+            "manifest.json",
+            {
+                "spec": str(self.spec.file),
+                "name": self.spec.name,
+                "status": status,
+                "batch_size": self.spec.batch_size,
+                "batches_done": self.stats.batches,
+                "stages": [
+                    {"name": s.name, "op": s.op_name, "fingerprint": fp, "checkpoints": str(d)}
+                    for s, fp, d in zip(self.stages, self.fingerprints, self.run_dir.stage_dirs, strict=True)
+                ],
+            },
+        )
+
+
+def _value_counts(values: pa.Array) -> tuple[list, list]:
+    if len(values) == 0:
+        return [], []
+    counts = pc.value_counts(values)
+    return counts.field("values").to_pylist(), counts.field("counts").to_pylist()
+
+
+__all__ = ["Executor", "Progress", "ordered_map", "SOURCE"]

@@ -1,0 +1,88 @@
+"""Operator discovery through entry points (group `dataflow.operators`).
+
+Names are listed without importing anything; an operator class is imported only when a spec
+uses it (or `operators list` asks for its docstring). Built-ins take the same path as plugins.
+`DATAFLOW_PLUGINS=dist-a,dist-b` restricts which distributions load.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.metadata import EntryPoint, entry_points
+
+from dataflow_cli.errors import DataflowError, SpecError, did_you_mean
+
+GROUP = "dataflow.operators"
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    distribution: str
+    entry_point: EntryPoint
+
+
+class PluginLoadError(DataflowError):
+    """A plugin's operator could not be imported."""
+
+
+def _allowed_distributions() -> set[str] | None:
+    raw = os.environ.get("DATAFLOW_PLUGINS", "").strip()
+    if not raw:
+        return None
+    return {_normalize(d) for d in raw.split(",") if d.strip()}
+
+
+def _normalize(dist: str) -> str:
+    return dist.strip().lower().replace("_", "-").replace(".", "-")
+
+
+@lru_cache(maxsize=1)
+def entries() -> dict[str, Entry]:
+    """Every operator name visible to this process, without importing any of them."""
+    allowed = _allowed_distributions()
+    found: dict[str, Entry] = {}
+    for ep in entry_points(group=GROUP):
+        dist = ep.dist.name if ep.dist is not None else "unknown"
+        if allowed is not None and _normalize(dist) not in allowed:
+            continue
+        previous = found.get(ep.name)
+        if previous is not None and previous.distribution != dist:
+            raise DataflowError(
+                f"operator `{ep.name}` is registered by two distributions: "
+                f"`{previous.distribution}` ({previous.entry_point.value}) and `{dist}` ({ep.value})",
+                hint="uninstall one of them, or restrict plugins with DATAFLOW_PLUGINS=<dist>,...",
+            )
+        found[ep.name] = Entry(ep.name, dist, ep)
+    return dict(sorted(found.items()))
+
+
+@lru_cache(maxsize=None)
+def load(name: str):
+    """The operator class registered as `name`; a clear error if unknown or broken."""
+    known = entries()
+    if name not in known:
+        raise SpecError(f"unknown operator `{name}`{did_you_mean(name, known)}")
+    entry = known[name]
+    try:
+        cls = entry.entry_point.load()
+    except Exception as exc:  # a broken plugin must not look like a bug in dataflow
+        raise PluginLoadError(
+            f"operator `{name}` from `{entry.distribution}` failed to load: {type(exc).__name__}: {exc}",
+            hint=f"reinstall or fix the `{entry.distribution}` package",
+        ) from None
+    from dataflow_cli.operator import Operator
+
+    if not (isinstance(cls, type) and issubclass(cls, Operator)) or cls.kind not in (
+        "generate",
+        "evaluate",
+        "filter",
+        "refine",
+    ):
+        raise PluginLoadError(
+            f"operator `{name}` from `{entry.distribution}` ({entry.entry_point.value}) is not a "
+            "dataflow Generator, Evaluator, Filter or Refiner"
+        )
+    return cls

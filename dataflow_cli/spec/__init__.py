@@ -1,0 +1,1 @@
+"""Spec loading (with locations), JSON-Schema validation and static checks."""

@@ -1,0 +1,86 @@
+"""The validated spec: what the engine runs. Built only by `spec.validate.load_spec`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dataflow_cli.errors import SpecError
+
+DEFAULT_BATCH_SIZE = 10_000
+
+
+@dataclass
+class Stage:
+    index: int
+    name: str
+    op_name: str
+    operator: Any  # an Operator instance, configured with params and column bindings
+    params: dict[str, Any]  # as validated, for fingerprints and the resolved spec
+    inputs: dict[str, str]
+    outputs: dict[str, str]
+    backend: dict[str, Any] | None = None
+    prompt_text: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.operator.kind
+
+    @property
+    def is_global(self) -> bool:
+        return self.operator.scope == "global"
+
+
+@dataclass
+class Spec:
+    file: Path
+    name: str
+    input_pattern: str
+    input_paths: list[Path]
+    output_path: Path
+    rejects_path: Path
+    batch_size: int
+    limit: int | None
+    stages: list[Stage]
+    input_schema: dict[str, str]
+    resolved: dict[str, Any] = field(default_factory=dict)  # the spec after ${ENV} and --set
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One validation problem, printed as `location: path: message`."""
+
+    location: str
+    path: str
+    message: str
+
+    def sort_key(self) -> tuple:
+        file, line, col = (self.location.split(":") + ["", "", ""])[:3]
+        return (
+            not self.location.startswith("--set"),
+            file,
+            int(line) if line.isdigit() else 0,
+            int(col) if col.isdigit() else 0,
+            self.path,
+        )
+
+    def render(self) -> str:
+        return f"{self.location}: {self.path}: {self.message}"
+
+
+class SpecErrors(SpecError):
+    """All problems found in a spec, reported together."""
+
+    def __init__(self, issues: list[Issue], file: str):
+        self.issues = sorted(set(issues), key=Issue.sort_key)
+        count = len(self.issues)
+        super().__init__(
+            f"{count} error{'s' if count != 1 else ''} in `{file}`",
+            hint="fix the errors above, then run `dataflow validate` again",
+        )
+
+    def render(self) -> str:
+        lines = [issue.render() for issue in self.issues]
+        lines.append(f"{self.reason}\n  hint: {self.hint}")
+        return "\n".join(lines)
