@@ -13,7 +13,14 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dataflow_cli.operator import Batch, Evaluator, Filter, Port, Refiner, Verdict
-from operators._arrow import HORIZONTAL_SPACE, WHITESPACE, reasons, shorten, text_column
+from operators._arrow import (
+    HORIZONTAL_SPACE,
+    normalize_unicode,
+    reasons,
+    shorten,
+    text_column,
+    word_and_line_counts,
+)
 
 # A line break (CRLF, CR, NEL, LINE/PARAGRAPH SEPARATOR) that is not already "\n".
 _OTHER_LINE_BREAK = r"\r\n?|[\x{85}\x{2028}\x{2029}]"
@@ -22,12 +29,10 @@ _HSPACE_TO_COLLAPSE = (
     f"[{HORIZONTAL_SPACE}]{{2,}}|[\\t\\x0b\\x0c\\x1c-\\x1f\\x{{A0}}\\x{{1680}}\\x{{2000}}-\\x{{200A}}"
     f"\\x{{202F}}\\x{{205F}}\\x{{3000}}]"
 )
-# After horizontal collapsing: one optional space before each newline of a run of newlines
-# (blank lines may hold one space), captured so the replacement keeps at most two newlines;
-# or a single space at the very end of the text.
-_NEWLINE_RUN = r" ?(\n)(?: ?(\n))?(?: ?\n)*| $"
-# A token: a maximal run of non-whitespace characters.
-_WORD = f"[^{WHITESPACE}]+"
+# After horizontal collapsing, what still needs rewriting: a run of 2+ newlines (blank lines may
+# hold one space) becomes "\n\n", a space before a newline goes, a space ending the text goes.
+# Plain "\n" does not match, so the common case costs no replacement.
+_NEWLINE_RUN = r" ?(\n) ?(\n)(?: ?\n)*| (\n)| $"
 
 
 class TextNormalizeRefiner(Refiner):
@@ -74,13 +79,13 @@ class TextNormalizeRefiner(Refiner):
     def refine(self, batch: Batch) -> dict[str, pa.Array]:
         params = self.params
         text = text_column(batch, "text")
-        text = pc.utf8_normalize(text, form=params.form)
+        text = normalize_unicode(text, params.form)
         if params.lowercase:
             text = pc.utf8_lower(text)
         if params.collapse_whitespace:
             text = pc.replace_substring_regex(text, _OTHER_LINE_BREAK, "\n")
             text = pc.replace_substring_regex(text, _HSPACE_TO_COLLAPSE, " ")
-            text = pc.replace_substring_regex(text, _NEWLINE_RUN, r"\1\2")
+            text = pc.replace_substring_regex(text, _NEWLINE_RUN, r"\1\2\3")
         if params.strip:
             text = pc.utf8_trim_whitespace(text)
         return {"text": text}
@@ -117,14 +122,7 @@ class LengthEvaluator(Evaluator):
     def evaluate(self, batch: Batch) -> dict[str, pa.Array]:
         text = text_column(batch, "text")
         chars = pc.utf8_length(text).cast(pa.int64())
-        words = pc.count_substring_regex(text, _WORD).cast(pa.int64())
-        newlines = pc.count_substring(text, "\n").cast(pa.int64())
-        trailing = pc.ends_with(text, "\n").cast(pa.int64())
-        lines = pc.if_else(
-            pc.equal(chars, 0),
-            pa.scalar(0, pa.int64()),
-            pc.subtract(pc.add(newlines, 1), trailing),
-        )
+        words, lines = word_and_line_counts(text)
         return {"chars": chars, "words": words, "lines": lines}
 
 

@@ -21,7 +21,11 @@ def console():
     if _console is None:
         from rich.console import Console
 
-        _console = Console(stderr=True, highlight=False)
+        import shutil
+
+        # Not a terminal (CI logs, pipes): rich would assume 80 columns and wrap the tables.
+        width = None if sys.stderr.isatty() else max(shutil.get_terminal_size((120, 24)).columns, 120)
+        _console = Console(stderr=True, highlight=False, width=width)
     return _console
 
 

@@ -12,15 +12,15 @@ from dataflow_cli.engine.stats import RunStats
 
 def _stage_table(stats: RunStats, title: str, final: bool) -> Table:
     table = Table(title=title, title_justify="left", expand=False)
-    table.add_column("stage")
-    table.add_column("op", style="dim")
-    table.add_column("rows in", justify="right")
-    table.add_column("rows out", justify="right")
-    table.add_column("dropped (top reasons)")
-    table.add_column("rows/s" if not final else "seconds", justify="right")
-    table.add_column("reused", justify="right", style="dim")
+    table.add_column("stage", no_wrap=True)
+    table.add_column("op", style="dim", no_wrap=True)
+    table.add_column("rows in", justify="right", no_wrap=True)
+    table.add_column("rows out", justify="right", no_wrap=True)
+    table.add_column("dropped (top reasons)", max_width=60, overflow="fold")
+    table.add_column("rows/s" if not final else "seconds", justify="right", no_wrap=True)
+    table.add_column("reused", justify="right", style="dim", no_wrap=True)
     for s in stats.stages:
-        reasons = ", ".join(f"{reason}: {count:,}" for reason, count in s.dropped_by_reason.most_common(3))
+        reasons = ", ".join(f"{_short(reason)}: {count:,}" for reason, count in s.dropped_by_reason.most_common(3))
         if len(s.dropped_by_reason) > 3:
             reasons += f", +{len(s.dropped_by_reason) - 3} more"
         if final:
@@ -30,6 +30,10 @@ def _stage_table(stats: RunStats, title: str, final: bool) -> Table:
         reused = f"{s.batches_reused}/{s.batches_reused + s.batches_computed}" if s.batches_reused else ""
         table.add_row(s.name, s.op, f"{s.rows_in:,}", f"{s.rows_out:,}", reasons, speed, reused)
     return table
+
+
+def _short(reason: str, limit: int = 40) -> str:
+    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
 
 
 class RichProgress(Progress):

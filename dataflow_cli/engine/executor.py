@@ -111,6 +111,7 @@ class Executor:
         self.progress = progress or Progress()
         self.workers = workers
         self._lock = threading.Lock()
+        self._computed_this_run: set[tuple[int, int]] = set()  # (stage, batch) shards written now
         self.stats = RunStats(
             spec=str(spec.file),
             name=spec.name,
@@ -181,8 +182,12 @@ class Executor:
             self.run_dir.save_shard(k, i, delta)
             record.seconds += time.perf_counter() - t0
             record.computed = True
+            with self._lock:
+                self._computed_this_run.add((k, i))
         else:
-            record.reused = True
+            with self._lock:
+                record.computed = (k, i) in self._computed_this_run  # by this run's global pre-pass
+            record.reused = not record.computed
         if stage.kind == "filter":
             dropped = pc.filter(delta.column(REASON), pc.invert(delta.column(KEEP)))
             record.reasons.update(dict(zip(*_value_counts(dropped), strict=True)))
@@ -238,6 +243,8 @@ class Executor:
             n, schema = shapes[i]
             placeholder = pa.table({f.name: pa.nulls(n, f.type) for f in schema})
             self.run_dir.save_shard(k, i, make_delta(stage, placeholder, result))
+            with self._lock:
+                self._computed_this_run.add((k, i))
             count += 1
         if count != len(shapes):
             raise RuntimeError(f"global operator `{stage.op_name}` yielded {count} results for {len(shapes)} batches")

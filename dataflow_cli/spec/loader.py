@@ -117,14 +117,14 @@ def _build(node: yaml.Node, path: PathKey, doc: Document) -> Any:
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
 
-def interpolate(doc: Document, environ: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
+def interpolate(doc: Document, environ: dict[str, str] | None = None) -> list[tuple[str, str, str, PathKey]]:
     """Replace `${VAR}` / `${VAR:-default}` in every string; `$$` is a literal `$`.
 
-    Returns problems as (location, path, message) instead of raising, so they are reported
-    together with every other spec error.
+    Returns problems as (location, printable path, message, path) instead of raising, so they
+    are reported together with every other spec error.
     """
     env = os.environ if environ is None else environ
-    problems: list[tuple[str, str, str]] = []
+    problems: list[tuple[str, str, str, PathKey]] = []
 
     def substitute(value: str, path: PathKey) -> str:
         def one(match: re.Match) -> str:
@@ -136,7 +136,7 @@ def interpolate(doc: Document, environ: dict[str, str] | None = None) -> list[tu
             if default is not None:
                 return default
             problems.append(
-                (doc.locate(path), format_path(path), f"environment variable `{name}` is not set")
+                (doc.locate(path), format_path(path), f"environment variable `{name}` is not set", path)
             )
             return match.group(0)
 

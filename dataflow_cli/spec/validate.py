@@ -24,6 +24,7 @@ class _Collector:
     def __init__(self, doc: Document):
         self.doc = doc
         self.issues: list[Issue] = []
+        self.unresolved: set[tuple] = set()  # paths whose ${VAR} could not be interpolated
 
     def add(self, path: tuple, message: str, *, key: bool = False) -> None:
         self.issues.append(Issue(self.doc.locate(path, key=key), format_path(path), message))
@@ -36,8 +37,9 @@ def load_spec(path: Path, overrides: list[str] | tuple[str, ...] = (), *, check_
         apply_override(doc, assignment)
     out = _Collector(doc)
     as_written = copy.deepcopy(doc.data)  # before ${VAR}: secrets must not reach the run dir
-    for location, where, message in interpolate(doc):
+    for location, where, message, unresolved in interpolate(doc):
         out.issues.append(Issue(location, where, message))
+        out.unresolved.add(unresolved)
     data = doc.data
     if not isinstance(data, dict):
         raise SpecError("the spec must be a mapping of keys (version, name, input, ...)", location=doc.locate(()))
@@ -121,7 +123,7 @@ def _report_schema_error(error, out: _Collector) -> None:
         out.add(path, f"must be `{error.validator_value}`, got {_describe(error.instance)}")
         return
     if validator == "pattern":
-        out.add(path, f"{_describe(error.instance)} may use only letters, digits, `_`, `.` and `-`")
+        out.add(path, f"`{error.instance}` may use only letters, digits, `_`, `.` and `-`, starting with a letter or digit")
         return
     if validator == "minItems":
         out.add(path, f"needs at least {error.validator_value} item{'s' if error.validator_value != 1 else ''}")
@@ -155,7 +157,7 @@ def _check_stages(data: dict, spec_dir: Path, out: _Collector) -> list[Stage] | 
         try:
             cls = registry.load(raw["op"])
         except DataflowError as exc:
-            hint = "; see `dataflow operators list`" if "unknown operator" in exc.reason else ""
+            hint = " (see `dataflow operators list`)" if "unknown operator" in exc.reason else ""
             out.add(here + ("op",), exc.reason + hint)
             ok = False
             continue
@@ -226,7 +228,9 @@ def _check_ports(cls, section: str, bindings: dict, here: tuple, out: _Collector
     declared = getattr(cls, section)
     ok = True
     for logical, column in bindings.items():
-        if logical not in declared:
+        if not isinstance(column, str):
+            ok = False  # the schema check reported it
+        elif logical not in declared:
             names = ", ".join(f"`{n}`" for n in declared) or "none"
             out.add(
                 here + (section, logical),
@@ -260,6 +264,8 @@ def _check_params(cls, params: Any, here: tuple, out: _Collector):
                 out.add(here + ("params",) + loc[:-1], f"missing required parameter `{'.'.join(map(str, loc))}`")
             else:
                 message = err["msg"].removeprefix("Value error, ")
+                if err["type"] != "value_error":
+                    message += f" (got {_describe(err.get('input'))})"
                 out.add(path if loc else here + ("params",), message)
         return None
 
@@ -270,6 +276,8 @@ def _check_input(data: dict, spec_dir: Path, out: _Collector) -> tuple[list[Path
     source = data.get("input")
     if not isinstance(source, dict) or not isinstance(source.get("path"), str):
         return [], None
+    if ("input", "path") in out.unresolved:
+        return [], None  # already reported: the path names an unset variable
     try:
         paths = expand_inputs(source["path"], spec_dir)
         return paths, read_schema(paths)
@@ -291,11 +299,12 @@ def _check_output(data: dict, spec_dir: Path, input_paths: list[Path], out: _Col
         if isinstance(target.get("rejects"), str)
         else output.with_name(f"{output.stem}.rejects{output.suffix}")
     )
-    for key, path in (("path", output), ("rejects", rejects)):
-        try:
-            format_for(path)
-        except SpecError as exc:
-            out.add(("output", key), exc.reason)
+    for key in ("path", "rejects"):
+        if isinstance(target.get(key), str):
+            try:
+                format_for(Path(target[key]))
+            except SpecError as exc:
+                out.add(("output", key), exc.reason)
     resolved_inputs = {p.resolve() for p in input_paths}
     if output in resolved_inputs:
         out.add(("output", "path"), f"output `{target['path']}` is also an input file; write somewhere else")

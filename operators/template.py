@@ -1,0 +1,93 @@
+"""Render a Jinja2 template per row (sandboxed, strict about missing variables)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from dataflow_cli.errors import DataflowError, SpecError
+from dataflow_cli.operator import Batch, Generator, Port
+from dataflow_cli.prompts import compile_template, environment, template_variables
+
+
+def columns_of(template: str) -> list[str]:
+    """The columns a template reads: its free variables minus the Jinja globals (`range`, ...)."""
+    return sorted(template_variables(template) - set(environment().globals))
+
+
+class TemplateGenerator(Generator):
+    """Render a Jinja2 template for every row into a new text column.
+
+    The template reads columns by name (`{{ question }}`). A row where any referenced column is
+    null renders to null (never "None" in training data; drop it with a later filter) unless
+    `null_as_empty` is set, which renders null as "". A template error on a row (e.g. a missing
+    attribute) stops the run and names the row.
+
+    Inputs:
+        (none: the columns are the variables the template reads)
+    Outputs:
+        text: the rendered template (string; null when a referenced value is null).
+    Params:
+        template: the Jinja2 template (sandboxed; undefined variables are errors).
+        null_as_empty: render null values as "" instead of producing a null row (default false).
+    """
+
+    name = "template_generator"
+    outputs = {"text": Port("the rendered template; null when a referenced column is null", "string")}
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        template: str = Field(
+            min_length=1,
+            description="Jinja2 template rendered per row; columns are variables, e.g. "
+            "'Q: {{ question }}\\nA: {{ answer }}'.",
+        )
+        null_as_empty: bool = Field(
+            False,
+            description="Render a null column value as an empty string. By default a row with a "
+            "null referenced value gets a null output instead.",
+        )
+
+        @field_validator("template")
+        @classmethod
+        def _compiles(cls, template: str) -> str:
+            try:
+                compile_template(template)
+            except SpecError as exc:
+                raise ValueError(exc.reason) from None
+            return template
+
+    def __init__(self, params=None, inputs=None, outputs=None):
+        super().__init__(params, inputs, outputs)
+        self._template = compile_template(self.params.template)
+        self._columns = columns_of(self.params.template)
+
+    def required_columns(self) -> list[str]:
+        return list(self._columns)
+
+    def generate(self, batch: Batch) -> dict[str, pa.Array]:
+        names = self._columns
+        values = [batch.values(name) for name in names]
+        null_as_empty = self.params.null_as_empty
+        render = self._template.render
+        out: list[str | None] = [None] * batch.num_rows
+        for i, row in enumerate(zip(*values) if names else [()] * batch.num_rows):
+            if None in row:
+                if not null_as_empty:
+                    continue
+                row = tuple("" if v is None else v for v in row)
+            try:
+                out[i] = render(dict(zip(names, row)))
+            except Exception as exc:  # a template problem on this row's data: the user's to fix
+                raise DataflowError(
+                    f"{self.name}: template failed on row _id {_row_id(batch, i)}: {type(exc).__name__}: {exc}",
+                    hint="fix the template or the data (drop or fill the rows it cannot render first)",
+                ) from None
+        return {"text": pa.array(out, pa.string())}
+
+
+def _row_id(batch: Batch, index: int) -> str:
+    if "_id" in batch.table.column_names:
+        return str(batch.table.column("_id")[index].as_py())
+    return f"#{index}"
