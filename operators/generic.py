@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -12,14 +13,20 @@ from dataflow_cli.errors import DataflowError
 from dataflow_cli.operator import Batch, Filter, Port, Verdict
 from operators._arrow import reasons
 
-_INT64_LIMIT = 2**63
-
-
-def format_bound(value: float) -> str:
+def format_bound(value: int | float) -> str:
     """A bound as a user wrote it: `10` rather than `10.0`, `0.5`, `inf`."""
+    if isinstance(value, int):
+        return str(value)
     if math.isfinite(value) and value.is_integer() and abs(value) < 1e16:
         return str(int(value))
     return repr(value)
+
+
+def _as_float(value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond the float range
+        return math.inf if value > 0 else -math.inf
 
 
 class RangeFilter(Filter):
@@ -45,14 +52,18 @@ class RangeFilter(Filter):
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
-        min: float | None = Field(None, description="Lower bound; rows below it are dropped. Omit for none.")
-        max: float | None = Field(None, description="Upper bound; rows above it are dropped. Omit for none.")
+        min: int | float | None = Field(
+            None, description="Lower bound; rows below it are dropped. Omit for none."
+        )
+        max: int | float | None = Field(
+            None, description="Upper bound; rows above it are dropped. Omit for none."
+        )
         inclusive: bool = Field(True, description="Whether a value equal to a bound is kept.")
 
         @field_validator("min", "max")
         @classmethod
-        def _not_nan(cls, value: float | None) -> float | None:
-            if value is not None and math.isnan(value):
+        def _not_nan(cls, value: int | float | None) -> int | float | None:
+            if isinstance(value, float) and math.isnan(value):
                 raise ValueError("a bound must be a number, not NaN")
             return value
 
@@ -100,19 +111,50 @@ class RangeFilter(Filter):
             conditions.append((pc.is_nan(values).fill_null(False), self._nan_reason))
         inclusive = self.params.inclusive
         if self.params.min is not None:
-            compare = pc.less if inclusive else pc.less_equal
-            conditions.append((compare(values, _bound(self.params.min, kind)).fill_null(False), self._min_reason))
+            conditions.append((_beyond(values, self.params.min, "below", inclusive), self._min_reason))
         if self.params.max is not None:
-            compare = pc.greater if inclusive else pc.greater_equal
-            conditions.append((compare(values, _bound(self.params.max, kind)).fill_null(False), self._max_reason))
+            conditions.append((_beyond(values, self.params.max, "above", inclusive), self._max_reason))
         dropped = conditions[0][0]
         for condition, _ in conditions[1:]:
             dropped = pc.or_(dropped, condition)
         return Verdict(keep=pc.invert(dropped), reason=reasons(conditions, len(values)))
 
 
-def _bound(value: float, kind: pa.DataType) -> pa.Scalar:
-    """The bound as a scalar comparable with `kind` without losing precision."""
-    if pa.types.is_integer(kind) and value.is_integer() and -_INT64_LIMIT <= value < _INT64_LIMIT:
-        return pa.scalar(int(value), pa.int64())
-    return pa.scalar(value, pa.float64())
+def _beyond(values: pa.Array, bound: int | float, side: str, inclusive: bool) -> pa.Array:
+    """Rows strictly outside the range on `side` ("below" the min or "above" the max); null -> False."""
+    kind = values.type
+    if not pa.types.is_integer(kind):
+        scalar = pa.scalar(_as_float(bound), pa.float64())
+        if side == "below":
+            compare = pc.less if inclusive else pc.less_equal
+        else:
+            compare = pc.greater if inclusive else pc.greater_equal
+        return compare(values, scalar).fill_null(False)
+    # Integers: compare exactly against an integral bound within the column type's range (a
+    # float comparison would lose precision above 2**53 and Arrow refuses to cast such values).
+    info = np.iinfo(kind.to_pandas_dtype())
+    if side == "below":  # value < ceil(min), or value <= floor(min) i.e. value < floor(min) + 1
+        limit = _integral(bound, math.ceil if inclusive else lambda b: math.floor(b) + 1)
+        if limit <= info.min:
+            return _constant(values, False)
+        if limit > info.max:
+            return _constant(values, True)
+        return pc.less(values, pa.scalar(limit, kind)).fill_null(False)
+    # value > floor(max), or value >= ceil(max) i.e. value > ceil(max) - 1
+    limit = _integral(bound, math.floor if inclusive else lambda b: math.ceil(b) - 1)
+    if limit >= info.max:
+        return _constant(values, False)
+    if limit < info.min:
+        return _constant(values, True)
+    return pc.greater(values, pa.scalar(limit, kind)).fill_null(False)
+
+
+def _integral(bound: int | float, rounding) -> int | float:
+    return bound if isinstance(bound, float) and math.isinf(bound) else rounding(bound)
+
+
+def _constant(values: pa.Array, value: bool) -> pa.Array:
+    """`value` for every non-null row, False for nulls."""
+    if not value:
+        return pa.array(np.zeros(len(values), bool))
+    return pc.is_valid(values)

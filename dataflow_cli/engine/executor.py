@@ -36,7 +36,7 @@ from dataflow_cli.engine.delta import KEEP, REASON, SOURCE, apply_delta, make_de
 from dataflow_cli.engine.fingerprint import fingerprints
 from dataflow_cli.engine.stats import RunStats, StageStats
 from dataflow_cli.io.readers import iter_batches
-from dataflow_cli.io.writers import TableWriter
+from dataflow_cli.io.writers import TableWriter, remove_stale_temp_files
 from dataflow_cli.operator import Batch
 from dataflow_cli.spec.model import Spec, Stage
 
@@ -124,6 +124,8 @@ class Executor:
     # Public ---------------------------------------------------------------------------
     def run(self) -> RunStats:
         started = time.perf_counter()
+        for path in (self.spec.output_path, self.spec.rejects_path):
+            remove_stale_temp_files(path.parent, path.name)  # left by a killed run
         # Open the output first: an unwritable destination fails before any work is done.
         output = TableWriter(self.spec.output_path)
         try:

@@ -448,14 +448,17 @@ _RARE_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 
 
 def _json_strings(array: pa.Array) -> pa.Array:
+    array = array.cast(pa.large_string())
+    quote = pa.scalar('"', pa.large_string())
+    nothing = pa.scalar("", pa.large_string())
     if not pc.any(pc.match_substring_regex(array, _NEEDS_ESCAPE)).as_py():
-        return pc.binary_join_element_wise('"', array, '"', "")
+        return pc.binary_join_element_wise(quote, array, quote, nothing)
     if pc.any(pc.match_substring_regex(array, _RARE_CONTROL)).as_py():
         return _python_json(array)  # \u00XX escapes: rare enough to leave to Python
     escaped = array
     for raw, replacement in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
         escaped = pc.replace_substring(escaped, raw, replacement)
-    return pc.binary_join_element_wise('"', escaped, '"', "")
+    return pc.binary_join_element_wise(quote, escaped, quote, nothing)
 
 
 def _json_floats(array: pa.Array) -> pa.Array:

@@ -199,7 +199,7 @@ def test_length_hand_computed():
         (7, 1, 1),  # CJK without spaces is one word
         (7, 2, 1),  # a family emoji is 5 code points
         (5, 3, 1),  # NBSP and ideographic space separate words
-        (6, 2, 1),  # a combining accent is its own code point
+        (7, 2, 1),  # a combining accent is its own code point
         (3, 2, 1),  # as Python's str.split()
         (2, 0, 1),  # a lone "\r" is not a line break
     ]
