@@ -136,9 +136,15 @@ def _ascii_space(data: np.ndarray) -> np.ndarray:
 def _bytes_and_offsets(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     buffers = text.buffers()
     offset_type = np.int64 if text.type == pa.large_string() else np.int32
-    offsets = np.frombuffer(buffers[1], offset_type)[text.offset : text.offset + len(text) + 1].astype(np.int64)
+    offsets = np.frombuffer(buffers[1], offset_type)[text.offset : text.offset + len(text) + 1].astype(
+        np.int64
+    )
     start, end = int(offsets[0]), int(offsets[-1])
-    data = np.frombuffer(buffers[2], np.uint8)[start:end] if buffers[2] is not None and end > start else _NO_BYTES
+    data = (
+        np.frombuffer(buffers[2], np.uint8)[start:end]
+        if buffers[2] is not None and end > start
+        else _NO_BYTES
+    )
     return data, offsets - start
 
 

@@ -129,7 +129,7 @@ class ExactDedupFilter(Filter):
             keep = np.ones(len(ids), bool)
             reason: list[str | None] = [None] * len(ids)
             detail: list[str | None] = [None] * len(ids)
-            for i, (key, row_id) in enumerate(zip(keys.to_pylist(), ids)):
+            for i, (key, row_id) in enumerate(zip(keys.to_pylist(), ids, strict=True)):
                 digest = blake2b(key, digest_size=16).digest()
                 seen = len(first_id)
                 first = first_id.setdefault(digest, row_id)
@@ -137,4 +137,6 @@ class ExactDedupFilter(Filter):
                     keep[i] = False
                     reason[i] = "duplicate"
                     detail[i] = f"duplicate of _id {first}"
-            yield Verdict(keep=keep, reason=pa.array(reason, pa.string()), detail=pa.array(detail, pa.string()))
+            yield Verdict(
+                keep=keep, reason=pa.array(reason, pa.string()), detail=pa.array(detail, pa.string())
+            )

@@ -13,6 +13,7 @@ from dataflow_cli.errors import DataflowError
 from dataflow_cli.operator import Batch, Filter, Port, Verdict
 from operators._arrow import reasons
 
+
 def format_bound(value: int | float) -> str:
     """A bound as a user wrote it: `10` rather than `10.0`, `0.5`, `inf`."""
     if isinstance(value, int):
@@ -89,8 +90,12 @@ class RangeFilter(Filter):
         below, above = ("<", ">") if self.params.inclusive else ("<=", ">=")
         self._null_reason = f"`{column}` is null"
         self._nan_reason = f"`{column}` is NaN"
-        self._min_reason = None if self.params.min is None else f"`{column}` {below} {format_bound(self.params.min)}"
-        self._max_reason = None if self.params.max is None else f"`{column}` {above} {format_bound(self.params.max)}"
+        self._min_reason = (
+            None if self.params.min is None else f"`{column}` {below} {format_bound(self.params.min)}"
+        )
+        self._max_reason = (
+            None if self.params.max is None else f"`{column}` {above} {format_bound(self.params.max)}"
+        )
 
     def filter(self, batch: Batch) -> Verdict:
         values = batch.column("value")

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import jinja2
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dataflow_cli.errors import DataflowError, SpecError
 from dataflow_cli.operator import Batch, Generator, Port
 from dataflow_cli.prompts import compile_template, environment, template_variables
+
+
+class _NullUsed(Exception):
+    """A null value was printed or computed with: the row renders to null."""
+
+
+class _Null(jinja2.Undefined):
+    """A null column value inside a template: falsy, iterates as empty, satisfies
+    `default(...)` and fails `is defined`, but printing it or computing with it raises
+    `_NullUsed` (the row becomes null) instead of writing "None" into the data."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        raise _NullUsed
+
+
+NULL = _Null(name="null", exc=_NullUsed)
 
 
 def columns_of(template: str) -> list[str]:
@@ -18,22 +37,24 @@ def columns_of(template: str) -> list[str]:
 class TemplateGenerator(Generator):
     """Render a Jinja2 template for every row into a new text column.
 
-    The template reads columns by name (`{{ question }}`). A row where any referenced column is
-    null renders to null (never "None" in training data; drop it with a later filter) unless
-    `null_as_empty` is set, which renders null as "". A template error on a row (e.g. a missing
-    attribute) stops the run and names the row.
+    The template reads columns by name (`{{ question }}`). A null value may be tested
+    (`{% if context %}`, `context is defined`) or replaced (`{{ context | default("n/a") }}`), but a
+    row that prints a null or computes with one renders to null, never to "None" (drop it with a
+    later filter), unless `null_as_empty` is set, which passes nulls as "". Nulls nested inside
+    lists or structs are plain Python None. A template error on a row (e.g. a missing attribute)
+    stops the run and names the row.
 
     Inputs:
         (none: the columns are the variables the template reads)
     Outputs:
-        text: the rendered template (string; null when a referenced value is null).
+        text: the rendered template (string; null when the row printed a null value).
     Params:
         template: the Jinja2 template (sandboxed; undefined variables are errors).
         null_as_empty: render null values as "" instead of producing a null row (default false).
     """
 
     name = "template_generator"
-    outputs = {"text": Port("the rendered template; null when a referenced column is null", "string")}
+    outputs = {"text": Port("the rendered template; null when the row printed a null value", "string")}
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -45,8 +66,8 @@ class TemplateGenerator(Generator):
         )
         null_as_empty: bool = Field(
             False,
-            description="Render a null column value as an empty string. By default a row with a "
-            "null referenced value gets a null output instead.",
+            description="Pass null column values as empty strings. By default a null can be tested "
+            "or defaulted in the template, and a row that prints one gets a null output.",
         )
 
         @field_validator("template")
@@ -69,16 +90,14 @@ class TemplateGenerator(Generator):
     def generate(self, batch: Batch) -> dict[str, pa.Array]:
         names = self._columns
         values = [batch.values(name) for name in names]
-        null_as_empty = self.params.null_as_empty
+        null = "" if self.params.null_as_empty else NULL
         render = self._template.render
         out: list[str | None] = [None] * batch.num_rows
-        for i, row in enumerate(zip(*values) if names else [()] * batch.num_rows):
-            if None in row:
-                if not null_as_empty:
-                    continue
-                row = tuple("" if v is None else v for v in row)
+        for i, row in enumerate(zip(*values, strict=True) if names else [()] * batch.num_rows):
             try:
-                out[i] = render(dict(zip(names, row)))
+                out[i] = render({name: null if v is None else v for name, v in zip(names, row, strict=True)})
+            except _NullUsed:
+                out[i] = None
             except Exception as exc:  # a template problem on this row's data: the user's to fix
                 raise DataflowError(
                     f"{self.name}: template failed on row _id {_row_id(batch, i)}: {type(exc).__name__}: {exc}",

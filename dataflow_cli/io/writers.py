@@ -401,6 +401,7 @@ def _render_rows(table: pa.Table, terminator: str) -> memoryview:
     """Render each row as a JSON object followed by `terminator`, returned as one UTF-8 buffer."""
     if table.num_columns == 0:
         return memoryview(("{}" + terminator).encode() * table.num_rows)
+
     def literal(text: str) -> pa.Scalar:
         return pa.scalar(text, pa.large_string())
 
@@ -453,12 +454,15 @@ def _json_strings(array: pa.Array) -> pa.Array:
     nothing = pa.scalar("", pa.large_string())
     if not pc.any(pc.match_substring_regex(array, _NEEDS_ESCAPE)).as_py():
         return pc.binary_join_element_wise(quote, array, quote, nothing)
-    if pc.any(pc.match_substring_regex(array, _RARE_CONTROL)).as_py():
-        return _python_json(array)  # \u00XX escapes: rare enough to leave to Python
     escaped = array
     for raw, replacement in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
         escaped = pc.replace_substring(escaped, raw, replacement)
-    return pc.binary_join_element_wise(quote, escaped, quote, nothing)
+    quoted = pc.binary_join_element_wise(quote, escaped, quote, nothing)
+    rare = pc.match_substring_regex(array, _RARE_CONTROL).fill_null(False)
+    if pc.any(rare).as_py():
+        # Other control characters need \u00XX escapes; few rows have them, so Python does those.
+        quoted = pc.replace_with_mask(quoted, rare, _python_json(array.filter(rare)))
+    return quoted
 
 
 def _json_floats(array: pa.Array) -> pa.Array:
@@ -470,7 +474,10 @@ def _json_floats(array: pa.Array) -> pa.Array:
 
 
 def _python_json(array: pa.Array) -> pa.Array:
-    texts = [json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default) for value in array.to_pylist()]
+    texts = [
+        json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+        for value in array.to_pylist()
+    ]
     return pa.array(texts, pa.large_string())
 
 

@@ -18,7 +18,9 @@ from dataflow_cli.io.readers import FORMATS, expand_inputs, format_for, iter_bat
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records), encoding="utf-8"
+    )
     return path
 
 
@@ -107,7 +109,12 @@ def test_expand_globs_sorted(tmp_path):
     for name in ["b.jsonl", "a.jsonl", "c.jsonl", "sub/d.jsonl", "sub/deeper/e.jsonl", "a1.jsonl"]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         write_jsonl(tmp_path / name, [{"x": 1}])
-    assert [p.name for p in expand_inputs("*.jsonl", tmp_path)] == ["a.jsonl", "a1.jsonl", "b.jsonl", "c.jsonl"]
+    assert [p.name for p in expand_inputs("*.jsonl", tmp_path)] == [
+        "a.jsonl",
+        "a1.jsonl",
+        "b.jsonl",
+        "c.jsonl",
+    ]
     assert [p.name for p in expand_inputs("?.jsonl", tmp_path)] == ["a.jsonl", "b.jsonl", "c.jsonl"]
     recursive = expand_inputs("**/*.jsonl", tmp_path)
     assert [p.relative_to(tmp_path).as_posix() for p in recursive] == [
@@ -177,7 +184,12 @@ def test_read_schema_each_format(tmp_path):
 
     jsonl = tmp_path / "c.jsonl"
     jsonl.write_text('\n{"id": 1, "text": "x", "tags": ["a"], "maybe": null}\n{"broken\n', encoding="utf-8")
-    assert read_schema([jsonl]) == {"id": "int64", "text": "string", "tags": "list<item: string>", "maybe": "null"}
+    assert read_schema([jsonl]) == {
+        "id": "int64",
+        "text": "string",
+        "tags": "list<item: string>",
+        "maybe": "null",
+    }
 
     array = tmp_path / "d.json"
     array.write_text('[{"id": 1, "flag": true}, {"id": 2, "extra": 1}]', encoding="utf-8")
@@ -354,7 +366,9 @@ def test_csv_bom_quotes_and_multiline(tmp_path):
 
 
 def test_text_that_looks_like_dates_stays_text(tmp_path):
-    jsonl = write_jsonl(tmp_path / "a.jsonl", [{"d": "2024-01-02", "t": "2024-01-02T03:04:05", "n": {"d": "2024-01-02"}}])
+    jsonl = write_jsonl(
+        tmp_path / "a.jsonl", [{"d": "2024-01-02", "t": "2024-01-02T03:04:05", "n": {"d": "2024-01-02"}}]
+    )
     assert rows([jsonl]) == [{"d": "2024-01-02", "t": "2024-01-02T03:04:05", "n": {"d": "2024-01-02"}}]
     csv_file = tmp_path / "a.csv"
     csv_file.write_text("d,t\n2024-01-02,2024-01-02 03:04:05\n", encoding="utf-8")
@@ -393,7 +407,9 @@ def test_null_typed_first_file_then_strings(tmp_path):
 
 
 def test_null_typed_first_block_then_strings(tmp_path, small_blocks):
-    path = write_jsonl(tmp_path / "a.jsonl", [{"a": None, "i": i} for i in range(20)] + [{"a": "late", "i": 20}])
+    path = write_jsonl(
+        tmp_path / "a.jsonl", [{"a": None, "i": i} for i in range(20)] + [{"a": "late", "i": 20}]
+    )
     tables = list(iter_batches([path], 4))
     assert {t.schema.field("a").type for t in tables} == {pa.string()}
     assert rows([path])[-1] == {"a": "late", "i": 20}

@@ -17,11 +17,24 @@ import pytest
 from dataflow_cli.errors import DataflowError, SpecError
 from dataflow_cli.io import writers
 from dataflow_cli.io.readers import iter_batches
-from dataflow_cli.io.writers import TableWriter, atomic_write_bytes, atomic_write_text, remove_stale_temp_files
+from dataflow_cli.io.writers import (
+    TableWriter,
+    atomic_write_bytes,
+    atomic_write_text,
+    remove_stale_temp_files,
+)
 
 SIMPLE = pa.table(
     {
-        "text": ["hello", "", None, "emoji 😀 CJK 中文 é", 'q"uote \\ back/slash', "multi\nline\ttab\r\n", "ctl\x00\x1f"],
+        "text": [
+            "hello",
+            "",
+            None,
+            "emoji 😀 CJK 中文 é",
+            'q"uote \\ back/slash',
+            "multi\nline\ttab\r\n",
+            "ctl\x00\x1f",
+        ],
         "n": [1, None, -3, 2**62 + 1, 0, -(2**63), 2**63 - 1],
         "x": [1.0, 0.1, None, 1e20, -2.5, 1e-7, 123456789.123],
         "ok": [True, False, None, True, False, True, False],
@@ -110,7 +123,13 @@ def test_jsonl_is_one_utf8_object_per_line(tmp_path):
 def test_jsonl_floats_stay_floats_and_non_finite_become_null(tmp_path):
     table = pa.table({"x": [1.0, -0.0, float("nan"), float("inf"), 2.5e-300]})
     path = write_all(tmp_path / "out.jsonl", table)
-    assert path.read_text().split() == ['{"x":1.0}', '{"x":-0.0}', '{"x":null}', '{"x":null}', '{"x":2.5e-300}']
+    assert path.read_text().split() == [
+        '{"x":1.0}',
+        '{"x":-0.0}',
+        '{"x":null}',
+        '{"x":null}',
+        '{"x":2.5e-300}',
+    ]
 
 
 def test_jsonl_other_types(tmp_path):
@@ -327,7 +346,9 @@ def test_destination_is_a_directory(tmp_path):
     assert caught.value.reason == f"cannot write `{tmp_path / 'out.jsonl'}`: it is a directory"
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs POSIX permissions and a non-root user")
+@pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() == 0, reason="needs POSIX permissions and a non-root user"
+)
 def test_permission_denied(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -378,7 +399,9 @@ def test_atomic_write_failure_leaves_old_content(tmp_path, monkeypatch):
 
 
 def test_remove_stale_temp_files(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     dead_pid = int(dead.stdout)
     stale = tmp_path / f".out.jsonl.tmp-{dead_pid}-0badc0de"
     own_old = tmp_path / f".out.jsonl.tmp-{os.getpid()}-feedf00d"  # e.g. a restarted container

@@ -108,7 +108,11 @@ def test_rename_column_flow():
     assert op.required_columns() == ["a"]
     assert op.written_columns() == ["count"]
     schema = {"_id": "string", "a": "int64", "b": "string"}
-    assert list(op.transform_schema(schema).items()) == [("_id", "string"), ("count", "int64"), ("b", "string")]
+    assert list(op.transform_schema(schema).items()) == [
+        ("_id", "string"),
+        ("count", "int64"),
+        ("b", "string"),
+    ]
     # Onto an existing column (validation refuses it as an overwrite): the renamed column replaces it.
     op = RenameColumnsRefiner(RenameColumnsRefiner.Params(mapping={"a": "b"}))
     assert op.transform_schema(schema) == {"_id": "string", "b": "int64"}

@@ -58,7 +58,11 @@ def test_across_batch_boundaries():
     third = batch([], text=pa.array([], pa.string()))
     assert results(op, [first, second, third]) == [
         ([True, True], [None, None], [None, None]),
-        ([False, True, False], ["duplicate", None, "duplicate"], ["duplicate of _id 2", None, "duplicate of _id 1"]),
+        (
+            [False, True, False],
+            ["duplicate", None, "duplicate"],
+            ["duplicate of _id 2", None, "duplicate of _id 1"],
+        ),
         ([], [], []),
     ]
 
@@ -108,7 +112,16 @@ def test_exact_comparison_is_case_and_unicode_sensitive():
 
 
 def test_normalize_casefolds_and_collapses_whitespace():
-    texts = ["Hello  World", " hello world ", "HELLO\tWORLD\n", "Straße", "STRASSE", "hello\u3000world", None, "x"]
+    texts = [
+        "Hello  World",
+        " hello world ",
+        "HELLO\tWORLD\n",
+        "Straße",
+        "STRASSE",
+        "hello\u3000world",
+        None,
+        "x",
+    ]
     op = dedup(normalize=True)
     [(keep, _, detail)] = results(op, [batch([str(i) for i in range(len(texts))], text=texts)])
     assert keep == [True, False, False, True, False, False, True, True]

@@ -143,7 +143,10 @@ def test_uint64_beyond_float_precision():
         [True, True, False],
         [None, None, "`chars` < 9223372036854775808"],
     )
-    assert run([top, None], type=pa.uint64(), max=2**63)[1] == ["`chars` > 9223372036854775808", "`chars` is null"]
+    assert run([top, None], type=pa.uint64(), max=2**63)[1] == [
+        "`chars` > 9223372036854775808",
+        "`chars` is null",
+    ]
 
 
 def test_integer_bounds_stay_exact():

@@ -29,7 +29,7 @@ def test_renders_each_row():
     ]
 
 
-def test_a_null_value_gives_a_null_row_by_default():
+def test_printing_a_null_value_gives_a_null_row_by_default():
     op = generator()
     assert render(op, question=["q1", None, "q3", ""], answer=["a1", "a2", None, ""]) == [
         "Q: q1\nA: a1",
@@ -37,6 +37,34 @@ def test_a_null_value_gives_a_null_row_by_default():
         None,
         "Q: \nA: ",
     ]
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{% if c %}C: {{ c }}\n{% endif %}Q", ["C: x\nQ", "Q"]),
+        ("{{ c | default('n/a') }}", ["x", "n/a"]),
+        ("{{ 'yes' if c is defined else 'no' }}", ["yes", "no"]),
+        ("{% for ch in c %}{{ ch }}.{% endfor %}", ["x.", ""]),
+        ("{{ c | upper }}", ["X", None]),
+        ("{{ c ~ '!' }}", ["x!", None]),
+        ("{{ c.attr }}", [None, None]),  # "x".attr is undefined too, but only a null silently nulls
+        ("{{ c | length }}", ["1", "0"]),
+    ],
+)
+def test_a_null_value_can_be_tested_or_defaulted(template, expected):
+    op = generator(template)
+    if template == "{{ c.attr }}":
+        with pytest.raises(DataflowError, match="row _id id0"):
+            render(op, c=["x", None])
+        assert render(op, c=[None, None]) == expected
+    else:
+        assert render(op, c=["x", None]) == expected
+
+
+def test_computing_with_a_null_gives_a_null_row():
+    op = generator("{{ n + 1 }}")
+    assert render(op, n=[1, None]) == ["2", None]
 
 
 def test_null_as_empty():
@@ -84,9 +112,18 @@ def test_huge_value():
 
 
 def test_a_render_error_names_the_row():
-    op = generator("{{ meta.missing }}")
-    with pytest.raises(DataflowError, match=r"template failed on row _id id1: UndefinedError: .*'missing'"):
-        render(op, meta=[{"missing": "ok"}, {"other": 1}])
+    op = generator("{{ items[1] }}")
+    with pytest.raises(
+        DataflowError, match=r"template failed on row _id id1: UndefinedError: .*no element 1"
+    ):
+        render(op, items=[["a", "b"], ["a"]])
+
+
+def test_nested_nulls_are_plain_none():
+    # Known limitation: only top-level column nulls are tracked; a null inside a struct is
+    # Python None and prints as "None" (test it with `is none` in the template).
+    op = generator("{{ meta.k }}|{{ meta.k is none }}")
+    assert render(op, meta=[{"k": "v"}, {"k": None}]) == ["v|False", "None|True"]
 
 
 def test_the_sandbox_blocks_python_internals():

@@ -15,7 +15,9 @@ BIG = 5 * 1024 * 1024
 
 
 def make_batch(op, text, column="text", **extra):
-    table = pa.table({column: pa.array(text, pa.string()), **extra, "_id": [str(i) for i in range(len(text))]})
+    table = pa.table(
+        {column: pa.array(text, pa.string()), **extra, "_id": [str(i) for i in range(len(text))]}
+    )
     return Batch(table, op.input_columns)
 
 
@@ -113,7 +115,9 @@ def test_normalize_huge_row():
 
 def test_normalize_accepts_large_string_chunked_and_dictionary_columns():
     op = TextNormalizeRefiner(TextNormalizeRefiner.Params())
-    chunked = pa.chunked_array([pa.array([" a "], pa.large_string()), pa.array(["ＢＢ", None], pa.large_string())])
+    chunked = pa.chunked_array(
+        [pa.array([" a "], pa.large_string()), pa.array(["ＢＢ", None], pa.large_string())]
+    )
     table = pa.table({"text": chunked, "_id": ["0", "1", "2"]})
     assert op.process(Batch(table, op.input_columns))["text"].to_pylist() == ["a", "BB", None]
     table = pa.table({"text": pa.array([" a ", " a ", None]).dictionary_encode(), "_id": ["0", "1", "2"]})
@@ -147,7 +151,16 @@ def test_normalize_params_validation():
 def test_fast_path_agrees_with_the_normalization_kernel(form):
     rng = random.Random(form)
     pool = [chr(c) for c in range(0x20, 0x3100) if not 0xD800 <= c < 0xE000]
-    pool += ["e\u0301", "\u1100\u1161", "\uac00\u11a8", "\ufb01", "😀", "\U0002f800", "\U000e0001", "\u0cc6\u0cd5"]
+    pool += [
+        "e\u0301",
+        "\u1100\u1161",
+        "\uac00\u11a8",
+        "\ufb01",
+        "😀",
+        "\U0002f800",
+        "\U000e0001",
+        "\u0cc6\u0cd5",
+    ]
     texts = ["".join(rng.choice(pool) for _ in range(rng.randint(0, 4))) for _ in range(20000)]
     # The fast path must give exactly what the kernel gives on every row (Python's `unicodedata`
     # may use another Unicode version than Arrow's utf8proc, so it is not the reference here).
@@ -166,7 +179,9 @@ def lengths(texts):
     assert set(result) == {"chars", "words", "lines"}
     for values in result.values():
         assert pa.array(values).type == pa.int64()
-    return [tuple(row) for row in zip(*(result[k].to_pylist() for k in ("chars", "words", "lines")))]
+    return [
+        tuple(row) for row in zip(*(result[k].to_pylist() for k in ("chars", "words", "lines")), strict=True)
+    ]
 
 
 def test_length_hand_computed():

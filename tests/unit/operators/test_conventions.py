@@ -1,0 +1,44 @@
+"""Every built-in operator follows the registry, docstring and params conventions."""
+
+import json
+
+import pytest
+
+from dataflow_cli import registry
+from dataflow_cli.operator import Operator
+
+BUILTINS = {
+    "select_columns_refiner",
+    "rename_columns_refiner",
+    "text_normalize_refiner",
+    "length_evaluator",
+    "range_filter",
+    "regex_filter",
+    "exact_dedup_filter",
+    "template_generator",
+}
+SUFFIX = {"generate": "generator", "evaluate": "evaluator", "filter": "filter", "refine": "refiner"}
+
+
+def test_builtins_are_registered():
+    assert BUILTINS <= set(registry.entries())
+
+
+@pytest.mark.parametrize("name", sorted(BUILTINS))
+def test_conventions(name):
+    cls = registry.load(name)
+    assert issubclass(cls, Operator)
+    assert cls.name == name
+    assert name.endswith("_" + SUFFIX[cls.kind])
+    assert cls.__name__ == "".join(part.capitalize() for part in name.split("_"))
+    doc = cls.__doc__ or ""
+    summary = cls.summary()
+    assert summary and summary[0].isupper() and summary.endswith(".")
+    assert doc.index("Inputs:") < doc.index("Outputs:") < doc.index("Params:")
+    assert cls.Params.model_config.get("extra") == "forbid"
+    for field_name, field in cls.Params.model_fields.items():
+        assert field.description, f"{name}.{field_name} has no description"
+        assert field_name in doc.split("Params:")[1], f"{name}.{field_name} is not in the docstring"
+    json.dumps(cls.Params.model_json_schema())
+    for port in {**cls.inputs, **cls.outputs}.values():
+        assert port.description
