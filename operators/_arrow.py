@@ -13,11 +13,11 @@ import pyarrow.compute as pc
 from dataflow_cli.errors import DataflowError
 
 # Whitespace as Python's `str.split()` / `str.isspace()` and Arrow's `utf8_trim_whitespace` see
-# it: Unicode White_Space plus the ASCII information separators U+001C..U+001F.
-# Line breaks are the Unicode newline functions; everything else is horizontal whitespace.
-LINE_BREAKS = r"\n\r\x{85}\x{2028}\x{2029}"
-HORIZONTAL_SPACE = r"\t\x0b\x0c\x1c-\x1f \x{A0}\x{1680}\x{2000}-\x{200A}\x{202F}\x{205F}\x{3000}"
-WHITESPACE = LINE_BREAKS + HORIZONTAL_SPACE
+# it: Unicode White_Space plus the ASCII information separators U+001C..U+001F. Line breaks are
+# \n \r U+0085 U+2028 U+2029; the rest is horizontal whitespace, given here as RE2 character-class
+# bodies. `word_and_line_counts` encodes the whole set as UTF-8 bytes.
+OTHER_HORIZONTAL_SPACE = r"\t\x0b\x0c\x1c-\x1f\x{A0}\x{1680}\x{2000}-\x{200A}\x{202F}\x{205F}\x{3000}"
+HORIZONTAL_SPACE = " " + OTHER_HORIZONTAL_SPACE
 
 TEXT_TYPES = (pa.string(), pa.large_string())
 
@@ -34,19 +34,14 @@ def text_column(batch, logical: str) -> pa.Array:
         kind = array.type
     if kind in TEXT_TYPES:
         return array
-    if pa.types.is_null(kind) or getattr(pa.types, "is_string_view", lambda _t: False)(kind):
-        return array.cast(pa.large_string() if _nbytes(array) >= 2**31 - 1 else pa.string())
+    if pa.types.is_null(kind):
+        return array.cast(pa.string())
+    if getattr(pa.types, "is_string_view", lambda _t: False)(kind):
+        return array.cast(pa.large_string())
     raise DataflowError(
         f"column `{column}` must be text (string) but is {kind}",
         hint="bind a text column to this input, or convert the column first",
     )
-
-
-def _nbytes(array: pa.Array) -> int:
-    try:
-        return array.nbytes
-    except Exception:  # pragma: no cover - defensive: some view types cannot report it
-        return 0
 
 
 def reasons(conditions: list[tuple[Any, str]], length: int) -> pa.Array:
@@ -174,6 +169,8 @@ def _multibyte_whitespace(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def word_and_line_counts(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     """Per row: the number of whitespace-separated words (as `len(s.split())` in Python) and the
     number of lines (0 for "", else the count of "\\n" plus one unless the text ends with "\\n")."""
+    if len(text) == 0:
+        return pa.array([], pa.int64()), pa.array([], pa.int64())
     data, offsets = _bytes_and_offsets(text)
     starts_of_rows = offsets[:-1]
     ends_of_rows = offsets[1:]

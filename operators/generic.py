@@ -53,10 +53,10 @@ class RangeFilter(Filter):
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
-        min: int | float | None = Field(
+        min: float | int | None = Field(
             None, description="Lower bound; rows below it are dropped. Omit for none."
         )
-        max: int | float | None = Field(
+        max: float | int | None = Field(
             None, description="Upper bound; rows above it are dropped. Omit for none."
         )
         inclusive: bool = Field(True, description="Whether a value equal to a bound is kept.")

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from dataflow_cli.operator import Batch, Evaluator, Filter, Port, Refiner, Verdict
 from operators._arrow import (
     HORIZONTAL_SPACE,
+    OTHER_HORIZONTAL_SPACE,
     normalize_unicode,
     reasons,
     shorten,
@@ -25,10 +26,7 @@ from operators._arrow import (
 # A line break (CRLF, CR, NEL, LINE/PARAGRAPH SEPARATOR) that is not already "\n".
 _OTHER_LINE_BREAK = r"\r\n?|[\x{85}\x{2028}\x{2029}]"
 # A run of horizontal whitespace that is not already exactly one ASCII space.
-_HSPACE_TO_COLLAPSE = (
-    f"[{HORIZONTAL_SPACE}]{{2,}}|[\\t\\x0b\\x0c\\x1c-\\x1f\\x{{A0}}\\x{{1680}}\\x{{2000}}-\\x{{200A}}"
-    f"\\x{{202F}}\\x{{205F}}\\x{{3000}}]"
-)
+_HSPACE_TO_COLLAPSE = f"[{HORIZONTAL_SPACE}]{{2,}}|[{OTHER_HORIZONTAL_SPACE}]"
 # After horizontal collapsing, what still needs rewriting: a run of 2+ newlines (blank lines may
 # hold one space) becomes "\n\n", a space before a newline goes, a space ending the text goes.
 # Plain "\n" does not match, so the common case costs no replacement.

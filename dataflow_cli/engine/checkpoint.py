@@ -32,6 +32,12 @@ from dataflow_cli.io.writers import atomic_write_text
 log = logging.getLogger(__name__)
 
 
+def write_scratch_parquet(table: pa.Table, path: Path) -> None:
+    """Parquet for files only dataflow reads back (checkpoints, reject parts): fast to write.
+    Dictionary encoding and statistics cost much CPU on unique texts and buy nothing here."""
+    pq.write_table(table, path, compression="lz4", use_dictionary=False, write_statistics=False)
+
+
 class RunDir:
     def __init__(self, root: Path, stage_names: list[str], fingerprints: list[str]):
         self.root = root
@@ -107,8 +113,7 @@ class RunDir:
     def save_shard(self, stage_index: int, batch_index: int, delta: pa.Table) -> None:
         path = self.shard_path(stage_index, batch_index)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        # Checkpoints are rewritten rarely and read on resume: fast compression wins.
-        pq.write_table(delta, tmp, compression="lz4")
+        write_scratch_parquet(delta, tmp)
         os.replace(tmp, path)
 
     def rejects_part(self, batch_index: int) -> Path:

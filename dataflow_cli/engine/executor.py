@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dataflow_cli.engine.checkpoint import RunDir
+from dataflow_cli.engine.checkpoint import RunDir, write_scratch_parquet
 from dataflow_cli.engine.delta import KEEP, REASON, SOURCE, apply_delta, make_delta
 from dataflow_cli.engine.fingerprint import fingerprints
 from dataflow_cli.engine.stats import RunStats, StageStats
@@ -275,7 +275,7 @@ class Executor:
         rejected_rows = sum(t.num_rows for t in rejected)
         if rejected:
             merged = pa.concat_tables(rejected, promote_options="permissive")
-            pq.write_table(merged, self.run_dir.rejects_part(i), compression="lz4")
+            write_scratch_parquet(merged, self.run_dir.rejects_part(i))
         # A fan-out generator turns a row into 0..n rows; rows that produced none are rejected.
         added = sum(
             r.rows_out - r.rows_in + sum(r.reasons.values())

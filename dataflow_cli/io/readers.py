@@ -21,6 +21,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -42,9 +43,6 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _REENCODE_HINT = "re-encode the file as UTF-8, e.g. `iconv -f latin1 -t utf-8 in.jsonl > out.jsonl`"
 _JSONL_HINT = 'every line of a .jsonl file must be one JSON object, e.g. {"text": "..."}'
-_CSV_NULLS = pa_csv.ConvertOptions(
-    null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False
-)
 
 
 # --------------------------------------------------------------------------- paths and formats
@@ -117,7 +115,9 @@ def read_schema(paths: list[Path]) -> dict[str, str]:
     """
     columns: dict[str, str] = {}
     for path in paths:
-        for name, type_name in _peek_columns(Path(path)).items():
+        with _reading(path):
+            peeked = _peek_columns(Path(path))
+        for name, type_name in peeked.items():
             if columns.get(name, "null") == "null":
                 columns[name] = type_name
     if not columns:
@@ -168,14 +168,15 @@ def iter_batches(paths: list[Path], batch_size: int, limit: int | None = None) -
     rechunker = _Rechunker(batch_size)
     remaining = limit
     for path in paths:
-        for table in _iter_file(path, schema, batch_size):
-            if remaining is not None and table.num_rows >= remaining:
-                yield from rechunker.push(table.slice(0, remaining))
-                yield from rechunker.flush()
-                return
-            if remaining is not None:
-                remaining -= table.num_rows
-            yield from rechunker.push(table)
+        with _reading(path):
+            for table in _iter_file(path, schema, batch_size):
+                if remaining is not None and table.num_rows >= remaining:
+                    yield from rechunker.push(table.slice(0, remaining))
+                    yield from rechunker.flush()
+                    return
+                if remaining is not None:
+                    remaining -= table.num_rows
+                yield from rechunker.push(table)
     if rechunker.total_rows == 0:
         raise _no_rows(paths)
     yield from rechunker.flush()
@@ -229,8 +230,14 @@ def _iter_file(path: Path, schema: pa.Schema, batch_size: int) -> Iterator[pa.Ta
 
 
 def _is_empty_file(path: Path) -> bool:
+    return path.stat().st_size == 0
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    # A file that vanished or became unreadable after expand_inputs is still the user's problem.
     try:
-        return path.stat().st_size == 0
+        yield
     except OSError as exc:
         raise InputError(f"cannot read input: {exc.strerror or exc}", location=str(path)) from None
 
@@ -257,7 +264,8 @@ def _unified_schema(paths: list[Path]) -> pa.Schema:
     merged: pa.Schema | None = None
     origin: dict[str, Path] = {}
     for path in paths:
-        schema = _file_schema(path)
+        with _reading(path):
+            schema = _file_schema(path)
         if schema is None:
             continue
         _reject_duplicate_columns(path, schema.names)
@@ -476,7 +484,9 @@ def _csv_schema(path: Path) -> pa.Schema | None:
         return None
     _reject_duplicate_columns(path, header)
     try:
-        reader = pa_csv.open_csv(path, read_options=_csv_read_options(), convert_options=_CSV_NULLS)
+        reader = pa_csv.open_csv(
+            path, read_options=_csv_read_options(), convert_options=_csv_convert_options()
+        )
     except pa.ArrowException as exc:
         raise _locate_csv_error(path, exc) from None
     schema = reader.schema
@@ -497,15 +507,22 @@ def _csv_read_options() -> pa_csv.ReadOptions:
     return pa_csv.ReadOptions(block_size=BLOCK_BYTES)
 
 
-def _iter_csv(path: Path, schema: pa.Schema) -> Iterator[pa.Table]:
-    convert = pa_csv.ConvertOptions(
-        column_types={field.name: field.type for field in schema},
+def _csv_convert_options(schema: pa.Schema | None = None) -> pa_csv.ConvertOptions:
+    # Only an unquoted empty field is null: words like "NA" or "None" are text, and a quoted ""
+    # stays an empty string, so nulls and empty strings both survive a CSV round trip.
+    return pa_csv.ConvertOptions(
+        column_types={field.name: field.type for field in schema or []},
         null_values=[""],
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
     )
+
+
+def _iter_csv(path: Path, schema: pa.Schema) -> Iterator[pa.Table]:
     try:
-        reader = pa_csv.open_csv(path, read_options=_csv_read_options(), convert_options=convert)
+        reader = pa_csv.open_csv(
+            path, read_options=_csv_read_options(), convert_options=_csv_convert_options(schema)
+        )
     except pa.ArrowException as exc:
         raise _locate_csv_error(path, exc) from None
     try:
@@ -598,25 +615,48 @@ def _jsonl_blocks(path: Path) -> Iterator[tuple[int, bytes]]:
 def _parse_jsonl_block(path: Path, data: bytes, first_line: int, schema: pa.Schema | None) -> pa.Table:
     """Parse a block of JSON lines with pyarrow, using `schema` for known fields when given."""
     try:
-        table = _read_json_bytes(data, schema)
-    except pa.ArrowException as exc:
-        if schema is None:
-            raise _locate_jsonl_error(path, data, first_line, exc) from None
-        # The block may be fine on its own and merely disagree with `schema`; _conform casts.
-        try:
-            table = _read_json_bytes(data, None)
-        except pa.ArrowException as inner:
-            raise _locate_jsonl_error(path, data, first_line, inner) from None
+        table = _parse_jsonl_bytes(path, data, first_line, schema)
+    except UnicodeDecodeError:
+        # A key that is not UTF-8: pyarrow cannot even name the column.
+        _raise_if_not_utf8(path, data, first_line)
+        raise
     _check_utf8(path, data, first_line, table)
     return table
 
 
+def _parse_jsonl_bytes(path: Path, data: bytes, first_line: int, schema: pa.Schema | None) -> pa.Table:
+    try:
+        return _read_json_bytes(data, schema)
+    except pa.ArrowException as exc:
+        if schema is None:
+            raise _locate_jsonl_error(path, data, first_line, exc) from None
+    # The block may be fine on its own and merely disagree with `schema`; _conform casts.
+    try:
+        return _read_json_bytes(data, None)
+    except pa.ArrowException as exc:
+        raise _locate_jsonl_error(path, data, first_line, exc) from None
+
+
 def _read_json_bytes(data: bytes, schema: pa.Schema | None) -> pa.Table:
     table = _read_json_with(data, schema)
-    textual = _schema_map(table.schema, _temporal_as_strings)
-    if not textual.equals(table.schema):
-        table = _read_json_with(data, textual)
+    # Re-parse only when pyarrow inferred dates/timestamps itself (not when `schema` asked for them).
+    wanted = pa.schema(
+        [
+            field if _given(schema, field) else field.with_type(_temporal_as_strings(field.type))
+            for field in table.schema
+        ]
+    )
+    if not wanted.equals(table.schema):
+        table = _read_json_with(data, wanted)
     return table
+
+
+def _given(schema: pa.Schema | None, field: pa.Field) -> bool:
+    return (
+        schema is not None
+        and schema.get_field_index(field.name) >= 0
+        and schema.field(field.name).type == field.type
+    )
 
 
 def _read_json_with(data: bytes, schema: pa.Schema | None) -> pa.Table:
@@ -642,6 +682,10 @@ def _check_utf8(path: Path, data: bytes, first_line: int, table: pa.Table) -> No
         return
     except (pa.ArrowInvalid, UnicodeDecodeError):
         pass
+    _raise_if_not_utf8(path, data, first_line)
+
+
+def _raise_if_not_utf8(path: Path, data: bytes, first_line: int) -> None:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -254,8 +254,18 @@ def _check_params(cls, params: Any, here: tuple, out: _Collector):
         return cls.Params.model_validate(params)
     except ValidationError as exc:
         fields = list(cls.Params.model_fields)
-        for err in exc.errors():
-            loc = tuple(err["loc"])
+        errors = exc.errors()
+        types_at: dict[tuple, set[str]] = {}
+        for err in errors:
+            types_at.setdefault(_field_path(err["loc"]), set()).add(err["type"])
+        seen: set[tuple] = set()
+        for err in errors:
+            loc = _field_path(err["loc"])
+            if loc in seen:
+                continue  # one message per value, not one per member of a union type
+            seen.add(loc)
+            if {"int_parsing", "float_parsing"} <= types_at[loc]:
+                err = {**err, "type": "float_parsing"}  # `int | float`: "expected a number"
             path = here + ("params",) + loc
             if err["type"] == "extra_forbidden":
                 name = str(loc[-1])
@@ -263,11 +273,38 @@ def _check_params(cls, params: Any, here: tuple, out: _Collector):
             elif err["type"] == "missing":
                 out.add(here + ("params",) + loc[:-1], f"missing required parameter `{'.'.join(map(str, loc))}`")
             else:
-                message = err["msg"].removeprefix("Value error, ")
+                message = _PYDANTIC_TYPES.get(err["type"]) or err["msg"].removeprefix("Value error, ")
                 if err["type"] != "value_error":
-                    message += f" (got {_describe(err.get('input'))})"
+                    message += f", got {_describe(err.get('input'))}"
                 out.add(path if loc else here + ("params",), message)
         return None
+
+
+def _field_path(loc: tuple) -> tuple:
+    """Pydantic appends union members (`int`, `float`, `function-after[...]`) to an error's
+    location; users only care about the value's own path."""
+    path = []
+    for part in loc:
+        if isinstance(part, str) and not part.isidentifier() or part in _UNION_TAGS:
+            break
+        path.append(part)
+    return tuple(path)
+
+
+_PYDANTIC_TYPES = {
+    "int_parsing": "expected an integer",
+    "int_type": "expected an integer",
+    "int_from_float": "expected an integer",
+    "float_parsing": "expected a number",
+    "float_type": "expected a number",
+    "string_type": "expected a string",
+    "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping",
+}
+
+_UNION_TAGS = {"int", "float", "str", "bool", "bytes", "none", "list", "dict"}
 
 
 def _check_input(data: dict, spec_dir: Path, out: _Collector) -> tuple[list[Path], dict[str, str] | None]:

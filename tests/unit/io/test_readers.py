@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 
@@ -434,6 +435,31 @@ def test_later_block_with_number_for_text_column_is_text(tmp_path, small_blocks)
     assert rows([path])[-1] == {"a": "7"}
 
 
+def test_struct_fields_vary_across_files(tmp_path):
+    first = write_jsonl(tmp_path / "1.jsonl", [{"meta": {"lang": "en", "score": 0.5}}])
+    second = write_jsonl(tmp_path / "2.jsonl", [{"meta": {"score": 1.0, "source": "web"}}])
+    assert rows([first, second]) == [
+        {"meta": {"lang": "en", "score": 0.5, "source": None}},
+        {"meta": {"lang": None, "score": 1.0, "source": "web"}},
+    ]
+
+
+def test_struct_field_appearing_late_is_not_dropped(tmp_path, small_blocks):
+    records = [{"meta": {"lang": "en"}} for _ in range(10)] + [{"meta": {"lang": "de", "new": 1}}]
+    error = input_error([write_jsonl(tmp_path / "a.jsonl", records)])
+    assert error.location.endswith(":11")
+    assert "`meta`" in error.reason
+
+
+def test_parquet_timestamps_stay_timestamps(tmp_path):
+    when = datetime.datetime(2024, 1, 2, 3, 4, 5)
+    first = write_parquet(tmp_path / "1.parquet", [{"t": when}])
+    second = write_jsonl(tmp_path / "2.jsonl", [{"x": 1}])
+    tables = list(iter_batches([first, second], 10))
+    assert pa.types.is_timestamp(tables[0].schema.field("t").type)
+    assert rows([first, second]) == [{"t": when, "x": None}, {"t": None, "x": 1}]
+
+
 def test_incompatible_types_across_files(tmp_path):
     first = write_jsonl(tmp_path / "1.jsonl", [{"a": {"x": 1}}])
     second = write_jsonl(tmp_path / "2.jsonl", [{"a": "text"}])
@@ -678,6 +704,15 @@ def test_all_files_empty(tmp_path):
     paths[2].write_text("x\n", encoding="utf-8")
     error = input_error(paths)
     assert error.reason == f"input `{paths[0]}` (and 2 more files) has no rows"
+
+
+def test_vanished_file(tmp_path):
+    path = tmp_path / "gone.jsonl"
+    for call in (lambda: rows([path]), lambda: read_schema([path])):
+        with pytest.raises(InputError) as caught:
+            call()
+        assert caught.value.location == str(path)
+        assert caught.value.reason.startswith("cannot read input: ")
 
 
 def test_empty_file_among_others_is_skipped(tmp_path):

@@ -336,3 +336,33 @@ def test_regex_params_validation():
         RegexFilter.Params(pattern="a", flags="i")
     with pytest.raises(ValidationError, match="Field required"):
         RegexFilter.Params()
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        pa.array([], pa.string()),
+        pa.nulls(3, pa.string()),
+        pa.nulls(2),
+        pa.array([None, "", None], pa.large_string()),
+    ],
+)
+def test_empty_and_all_null_batches(array):
+    table = pa.table({"text": array, "_id": [str(i) for i in range(len(array))]})
+    expected = [None if v is None else "" for v in array.to_pylist()]
+    counts = [None if v is None else 0 for v in array.to_pylist()]
+    op = TextNormalizeRefiner(TextNormalizeRefiner.Params())
+    assert op.process(Batch(table, op.input_columns))["text"].to_pylist() == expected
+    op = LengthEvaluator()
+    result = op.process(Batch(table, op.input_columns))
+    assert {k: v.to_pylist() for k, v in result.items()} == {"chars": counts, "words": counts, "lines": counts}
+    op = RegexFilter(RegexFilter.Params(pattern="x", mode="drop_matching"))
+    assert pa.array(op.process(Batch(table, op.input_columns)).keep).to_pylist() == [True] * len(array)
+
+
+def test_string_view_columns_are_accepted():
+    table = pa.table({"text": pa.array([" a  b ", None], pa.string_view()), "_id": ["0", "1"]})
+    op = LengthEvaluator()
+    assert op.process(Batch(table, op.input_columns))["words"].to_pylist() == [2, None]
+    op = TextNormalizeRefiner(TextNormalizeRefiner.Params())
+    assert op.process(Batch(table, op.input_columns))["text"].to_pylist() == ["a b", None]
