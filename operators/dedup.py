@@ -78,8 +78,10 @@ class ExactDedupFilter(Filter):
     The first occurrence in stream order is kept; later ones are dropped with reason "duplicate"
     and detail "duplicate of _id <first id>". Null equals null (two rows with null in the same
     column are duplicates) but differs from the empty string. With `normalize`, text is compared
-    casefolded, with whitespace runs collapsed and the ends stripped. Memory holds one 128-bit hash
-    (BLAKE2b) and the first `_id` per distinct row, never the rows.
+    casefolded, with whitespace runs collapsed and the ends stripped (no Unicode normalization: run
+    `text_normalize_refiner` first for that). Other types compare by their canonical text (numbers,
+    dates) or sorted-key JSON (lists, structs), so NaN equals NaN and -0.0 differs from 0.0.
+    Memory holds one 128-bit hash (BLAKE2b) and the first `_id` per distinct row, never the rows.
 
     Inputs:
         (none: the columns are given by `columns`)

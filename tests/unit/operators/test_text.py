@@ -355,7 +355,11 @@ def test_empty_and_all_null_batches(array):
     assert op.process(Batch(table, op.input_columns))["text"].to_pylist() == expected
     op = LengthEvaluator()
     result = op.process(Batch(table, op.input_columns))
-    assert {k: v.to_pylist() for k, v in result.items()} == {"chars": counts, "words": counts, "lines": counts}
+    assert {k: v.to_pylist() for k, v in result.items()} == {
+        "chars": counts,
+        "words": counts,
+        "lines": counts,
+    }
     op = RegexFilter(RegexFilter.Params(pattern="x", mode="drop_matching"))
     assert pa.array(op.process(Batch(table, op.input_columns)).keep).to_pylist() == [True] * len(array)
 

@@ -1,0 +1,1 @@
+"""LLM request engine: backends, concurrency, rate limits, retries, cache, usage."""

@@ -1,0 +1,1 @@
+"""LLM backends, registered under the entry-point group `dataflow.backends`."""

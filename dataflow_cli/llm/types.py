@@ -1,0 +1,127 @@
+"""Values passed between LLM operators, the request engine and backends."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling parameters sent with a request (None = backend default)."""
+
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Request:
+    """One chat completion to make.
+
+    `messages` is an OpenAI-style list of {"role", "content"} dicts. `json_schema`, when set,
+    asks for a JSON answer matching it (native structured output where the backend has it;
+    the engine validates the answer either way). `sample_index` distinguishes the n samples
+    drawn for one prompt, so each gets its own cache entry.
+    """
+
+    messages: tuple[dict[str, str], ...]
+    sampling: Sampling = field(default_factory=Sampling)
+    json_schema: dict[str, Any] | None = None
+    sample_index: int = 0
+
+    def cache_key(self, model_identity: str) -> str:
+        payload = {
+            "model": model_identity,
+            "messages": list(self.messages),
+            "sampling": self.sampling.as_dict(),
+            "json_schema": self.json_schema,
+            "sample": self.sample_index,
+        }
+        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+    def approx_prompt_tokens(self) -> int:
+        """A cheap estimate (4 characters per token) for TPM budgeting before the call."""
+        return sum(len(m.get("content") or "") for m in self.messages) // 4 + 4 * len(self.messages)
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+    cost: float | None = None  # USD, where the provider's price is known
+    cached: bool = False
+
+
+# Error kinds. Transient ones are retried with backoff; the rest fail fast.
+RETRYABLE = frozenset({"rate_limit", "server", "timeout", "connection"})
+FATAL = frozenset({"auth"})  # stops the whole run: every other request would fail the same way
+
+
+class LLMError(Exception):
+    """A failed request, classified so the engine knows whether to retry.
+
+    kind: rate_limit | server | timeout | connection | auth | bad_request | not_found |
+          invalid_output | backend
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        raw: str | None = None,
+    ):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+        self.raw = raw  # the model's text, for invalid_output
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE
+
+    def reason(self) -> str:
+        """Short, low-cardinality text for reject reasons and stats."""
+        status = f" (HTTP {self.status})" if self.status else ""
+        return f"llm {self.kind}{status}"
+
+    @classmethod
+    def from_status(cls, status: int, message: str, retry_after: float | None = None) -> LLMError:
+        if status == 429:
+            kind = "rate_limit"
+        elif status in (401, 403):
+            kind = "auth"
+        elif status == 404:
+            kind = "not_found"
+        elif status == 408:
+            kind = "timeout"
+        elif status >= 500:
+            kind = "server"
+        else:
+            kind = "bad_request"
+        return cls(kind, message, status=status, retry_after=retry_after)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds form; HTTP dates are rare for APIs)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
