@@ -69,6 +69,21 @@ class Fanout:
 
 
 @dataclass
+class Partial:
+    """Any kind's result when some rows failed (e.g. an LLM call or a parse did).
+
+    `failed[i]` is a short reason for row i, or None if it succeeded; failed rows go to the
+    rejects file with that reason and, when given, `raw[i]` (the model's text) in `_raw_output`.
+    `result` is the kind's normal result; its values for failed rows are ignored. For a fan-out
+    generator, `failed`/`raw` are per input row.
+    """
+
+    result: Any
+    failed: list
+    raw: list | None = None
+
+
+@dataclass
 class Batch:
     """Rows of one batch, addressed by the operator's logical input names."""
 
@@ -102,6 +117,7 @@ class Operator:
     inputs: ClassVar[dict[str, Port]] = {}
     outputs: ClassVar[dict[str, Port]] = {}
     requires: ClassVar[tuple[str, ...]] = ()  # extra pip packages, checked at construction
+    uses_llm: ClassVar[bool] = False  # LLM operators get a backend bound before they run
     Params: ClassVar[type[BaseModel]] = NoParams
 
     def __init__(
@@ -119,6 +135,7 @@ class Operator:
                 hint=f"pip install {' '.join(missing)}",
             )
         self.params = params if params is not None else self.Params()
+        self.prompt: str | None = None  # the stage's `prompt:` text, set by the spec loader
         # Unbound logical names map to columns of the same name.
         self.input_columns = {**{k: k for k in self.inputs}, **(inputs or {})}
         self.output_columns = {**{k: k for k in self.outputs}, **(outputs or {})}
@@ -145,13 +162,19 @@ class Operator:
 
     # Execution.
     def process(self, batch: Batch) -> Any:
+        if self.scope == "global":
+            raise TypeError(f"`{self.name}` is a global operator: call process_all(batches)")
         method = {"generate": "generate", "evaluate": "evaluate", "filter": "filter", "refine": "refine"}
         return getattr(self, method[self.kind])(batch)
 
     def process_all(self, batches: Iterable[Batch]) -> Iterator[Any]:
         """Global operators override this; row-local ones stream through `process`."""
-        for batch in batches:
-            yield self.process(batch)
+        raise NotImplementedError
+
+    def fingerprint_extra(self) -> dict[str, Any]:
+        """Anything beyond params that changes this stage's output (e.g. the identity of a
+        reference file it reads): part of the stage fingerprint, so a change reruns it."""
+        return {}
 
     @classmethod
     def summary(cls) -> str:

@@ -24,7 +24,7 @@ def console():
         import shutil
 
         # Not a terminal (CI logs, pipes): rich would assume 80 columns and wrap the tables.
-        width = None if sys.stderr.isatty() else max(shutil.get_terminal_size((120, 24)).columns, 120)
+        width = None if sys.stderr.isatty() else max(shutil.get_terminal_size((160, 24)).columns, 160)
         _console = Console(stderr=True, highlight=False, width=width)
     return _console
 

@@ -19,6 +19,8 @@ def _stage_table(stats: RunStats, title: str, final: bool) -> Table:
     table.add_column("dropped (top reasons)", max_width=60, overflow="fold")
     table.add_column("rows/s" if not final else "seconds", justify="right", no_wrap=True)
     table.add_column("reused", justify="right", style="dim", no_wrap=True)
+    if any(s.llm for s in stats.stages):
+        table.add_column("llm requests (cached, retries, errors, tokens)", no_wrap=True)
     for s in stats.stages:
         reasons = ", ".join(f"{_short(reason)}: {count:,}" for reason, count in s.dropped_by_reason.most_common(3))
         if len(s.dropped_by_reason) > 3:
@@ -28,8 +30,21 @@ def _stage_table(stats: RunStats, title: str, final: bool) -> Table:
         else:
             speed = f"{s.rows_in / s.seconds:,.0f}" if s.seconds > 0 else "-"
         reused = f"{s.batches_reused}/{s.batches_reused + s.batches_computed}" if s.batches_reused else ""
-        table.add_row(s.name, s.op, f"{s.rows_in:,}", f"{s.rows_out:,}", reasons, speed, reused)
+        cells = [s.name, s.op, f"{s.rows_in:,}", f"{s.rows_out:,}", reasons, speed, reused]
+        if any(x.llm for x in stats.stages):
+            cells.append(_llm_cell(s.llm) if s.llm else "")
+        table.add_row(*cells)
     return table
+
+
+def _llm_cell(llm: dict) -> str:
+    tokens = llm["prompt_tokens"] + llm["completion_tokens"]
+    text = f"{llm['requests']:,} ({llm['cache_hits']:,}, {llm['retries']:,}, {llm['errors']:,}, {tokens:,})"
+    if llm.get("in_flight"):
+        text += f" in flight {llm['in_flight']}"
+    if llm.get("cost"):
+        text += f" ${llm['cost']:.4f}"
+    return text
 
 
 def _short(reason: str, limit: int = 40) -> str:

@@ -9,6 +9,7 @@ delta holds only what the stage decided:
 | generate (fan-out) | the new columns plus `_src`, the source row index   |
 | refine             | the rewritten columns, or the whole new table       |
 | filter             | `_keep`, `_reason`, `_detail`                       |
+| any, partial       | the above plus `_failed` (reason) and `_raw`        |
 
 `apply_delta(stage, table, delta)` turns the batch before the stage into the batch after it,
 plus the rows the stage rejected (with `_stage` and `_reason`).
@@ -22,10 +23,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dataflow_cli.operator import Fanout, Verdict
+from dataflow_cli.operator import Fanout, Partial, Verdict
 from dataflow_cli.spec.model import Stage
 
 KEEP, REASON, DETAIL, SOURCE = "_keep", "_reason", "_detail", "_src"
+FAILED, RAW = "_failed", "_raw"
+REASON_KEY = "_reason_key"
 FULL_TABLE = b"dataflow.full_table"  # schema metadata marking a refine delta that replaces the table
 REJECT_COLUMNS = ("_stage", "_reason")
 
@@ -50,6 +53,8 @@ def make_delta(stage: Stage, table: pa.Table, result: Any) -> pa.Table:
     op = stage.operator
     n = table.num_rows
     who = f"operator `{stage.op_name}` in stage `{stage.name}`"
+    if isinstance(result, Partial):
+        return _partial_delta(stage, table, result, who)
     if op.kind == "filter":
         if not isinstance(result, Verdict):
             raise OperatorContractError(f"{who}: filter must return a Verdict, got {type(result).__name__}")
@@ -89,6 +94,25 @@ def make_delta(stage: Stage, table: pa.Table, result: Any) -> pa.Table:
     return pa.table(_output_columns(op, result, n, who))
 
 
+def _partial_delta(stage: Stage, table: pa.Table, result: Partial, who: str) -> pa.Table:
+    n = table.num_rows
+    failed = _as_array(result.failed, n, who, "string")
+    raw = _as_array(result.raw if result.raw is not None else [None] * n, n, who, "string")
+    inner = make_delta(stage, table, result.result)
+    if SOURCE not in inner.column_names:
+        return inner.append_column(FAILED, failed).append_column(RAW, raw)
+    # Fan-out: outputs are per generated row, failures per input row; failures become extra
+    # delta rows (outputs null) pointing at their source row.
+    bad = np.flatnonzero(failed.is_valid().to_numpy(zero_copy_only=False))
+    extra = {f.name: pa.nulls(len(bad), f.type) for f in inner.schema}
+    extra[SOURCE] = pa.array(bad, pa.int64())
+    nulls = pa.nulls(inner.num_rows, pa.string())
+    inner = inner.append_column(FAILED, nulls).append_column(RAW, nulls)
+    extra[FAILED] = pc.take(failed, pa.array(bad, pa.int64()))
+    extra[RAW] = pc.take(raw, pa.array(bad, pa.int64()))
+    return pa.concat_tables([inner, pa.table(extra, schema=inner.schema)])
+
+
 def _first(columns: dict[str, Any]) -> Any:
     return next(iter(columns.values())) if columns else []
 
@@ -105,6 +129,8 @@ def _output_columns(op, result: dict[str, Any], n: int, who: str) -> dict[str, p
 
 def apply_delta(stage: Stage, table: pa.Table, delta: pa.Table) -> tuple[pa.Table, pa.Table | None]:
     """The batch after `stage`, and the rows it rejected (None if none)."""
+    if FAILED in delta.column_names:
+        return _apply_partial(stage, table, delta)
     kind = stage.operator.kind
     if kind == "filter":
         keep = delta.column(KEEP)
@@ -114,7 +140,7 @@ def apply_delta(stage: Stage, table: pa.Table, delta: pa.Table) -> tuple[pa.Tabl
         reason = pc.filter(delta.column(REASON), pc.invert(keep))
         detail = pc.filter(delta.column(DETAIL), pc.invert(keep))
         full_reason = pc.if_else(pc.is_null(detail), reason, pc.binary_join_element_wise(reason, detail, ": "))
-        return table.filter(keep), _with_reject_columns(rejected, stage.name, full_reason)
+        return table.filter(keep), _with_reject_columns(rejected, stage.name, full_reason, reason)
 
     if kind == "refine":
         if (delta.schema.metadata or {}).get(FULL_TABLE):
@@ -132,7 +158,25 @@ def apply_delta(stage: Stage, table: pa.Table, delta: pa.Table) -> tuple[pa.Tabl
     return table, None
 
 
-def _apply_fanout(stage: Stage, table: pa.Table, delta: pa.Table) -> tuple[pa.Table, pa.Table | None]:
+def _apply_partial(stage: Stage, table: pa.Table, delta: pa.Table) -> tuple[pa.Table, pa.Table | None]:
+    failed_rows = delta.column(FAILED).is_valid()
+    if SOURCE in delta.column_names:
+        failures = delta.filter(failed_rows)
+        out, rejected = _apply_fanout(stage, table, delta.filter(pc.invert(failed_rows)).drop_columns([FAILED, RAW]), failures)
+        return out, rejected
+    ok = pc.invert(failed_rows)
+    kept, rejected = apply_delta(stage, table.filter(ok), delta.filter(ok).drop_columns([FAILED, RAW]))
+    if not pc.any(failed_rows).as_py():
+        return kept, rejected
+    failed = _with_reject_columns(table.filter(failed_rows), stage.name, pc.filter(delta.column(FAILED), failed_rows))
+    failed = failed.append_column("_raw_output", pc.filter(delta.column(RAW), failed_rows))
+    parts = [t for t in (rejected, failed) if t is not None]
+    return kept, pa.concat_tables(parts, promote_options="permissive")
+
+
+def _apply_fanout(
+    stage: Stage, table: pa.Table, delta: pa.Table, failures: pa.Table | None = None
+) -> tuple[pa.Table, pa.Table | None]:
     source = delta.column(SOURCE).to_numpy()
     out = table.take(pa.array(source))
     parent_ids = out.column("_id")
@@ -154,10 +198,25 @@ def _apply_fanout(stage: Stage, table: pa.Table, delta: pa.Table) -> tuple[pa.Ta
     if len(childless) == 0:
         return out, None
     rejected = table.take(pa.array(childless))
-    reason = pa.array(["generated no rows"] * len(childless), pa.string())
-    return out, _with_reject_columns(rejected, stage.name, reason)
+    reasons = ["generated no rows"] * len(childless)
+    raw: list = [None] * len(childless)
+    if failures is not None and failures.num_rows:
+        why = dict(zip(failures.column(SOURCE).to_pylist(), failures.column(FAILED).to_pylist(), strict=True))
+        text = dict(zip(failures.column(SOURCE).to_pylist(), failures.column(RAW).to_pylist(), strict=True))
+        positions = childless.tolist()
+        reasons = [why.get(p, r) for p, r in zip(positions, reasons, strict=True)]
+        raw = [text.get(p) for p in positions]
+    rejected = _with_reject_columns(rejected, stage.name, pa.array(reasons, pa.string()))
+    if any(r is not None for r in raw):
+        rejected = rejected.append_column("_raw_output", pa.array(raw, pa.string()))
+    return out, rejected
 
 
-def _with_reject_columns(rejected: pa.Table, stage_name: str, reason: pa.Array) -> pa.Table:
+def _with_reject_columns(
+    rejected: pa.Table, stage_name: str, reason: pa.Array, reason_key: pa.Array | None = None
+) -> pa.Table:
+    """Add `_stage` and `_reason`, plus `REASON_KEY`: the low-cardinality reason (without the
+    per-row detail) that the executor counts for the stats and drops before writing."""
     rejected = rejected.append_column("_stage", pa.array([stage_name] * rejected.num_rows, pa.string()))
-    return rejected.append_column("_reason", reason)
+    rejected = rejected.append_column("_reason", reason)
+    return rejected.append_column(REASON_KEY, reason if reason_key is None else reason_key)

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dataflow_cli.engine.checkpoint import RunDir, write_scratch_parquet
-from dataflow_cli.engine.delta import KEEP, REASON, SOURCE, apply_delta, make_delta
+from dataflow_cli.engine.delta import REASON_KEY, SOURCE, apply_delta, make_delta
 from dataflow_cli.engine.fingerprint import fingerprints
 from dataflow_cli.engine.stats import RunStats, StageStats
 from dataflow_cli.io.readers import iter_batches
@@ -112,6 +112,8 @@ class Executor:
         self.workers = workers
         self._lock = threading.Lock()
         self._computed_this_run: set[tuple[int, int]] = set()  # (stage, batch) shards written now
+        self.llm = None
+        self._llm_stats: dict[int, Any] = {}
         self.stats = RunStats(
             spec=str(spec.file),
             name=spec.name,
@@ -131,6 +133,7 @@ class Executor:
         try:
             self.run_dir.open(self.fresh)
             try:
+                self._start_llm()
                 self._write_manifest("running")
                 self.progress.start(self.stats)
                 for k, stage in enumerate(self.stages):
@@ -141,6 +144,9 @@ class Executor:
                 output.commit()
             finally:
                 self.stats.seconds = time.perf_counter() - started
+                if self.llm is not None:
+                    self.llm.close()
+                self._collect_llm_stats()
                 self.run_dir.close()
         except BaseException:
             output.abort()
@@ -151,6 +157,34 @@ class Executor:
         self._write_manifest("complete")
         self.progress.finish(self.stats)
         return self.stats
+
+    # LLM stages -----------------------------------------------------------------------
+    def _start_llm(self) -> None:
+        """Start the request engine only when a stage calls a model (heavy imports stay lazy)."""
+        llm_stages = [(k, s) for k, s in enumerate(self.stages) if s.operator.uses_llm]
+        if not llm_stages:
+            return
+        from dataflow_cli.llm.cache import RequestCache, default_cache_path
+        from dataflow_cli.llm.engine import LLMEngine, LLMStats, Policy
+        from dataflow_cli.llm.operator import LLMClient
+
+        backends = {}
+        for _, stage in llm_stages:
+            if stage.backend_name not in backends:
+                cls, config = self.spec.backends[stage.backend_name]
+                backends[stage.backend_name] = cls(config)
+        cache = RequestCache(default_cache_path()) if any(b.config.cache for b in backends.values()) else None
+        self.llm = LLMEngine(backends, cache)
+        for k, stage in llm_stages:
+            stats = self._llm_stats[k] = LLMStats()
+            policy = Policy(on_error=stage.on_error, max_error_rate=stage.max_error_rate)
+            stage.operator.bind(LLMClient(self.llm, stage.backend_name, stats, policy, stage.name))
+
+    def _collect_llm_stats(self) -> None:
+        for k, stats in self._llm_stats.items():
+            self.stats.stages[k].llm = stats.to_dict()
+            if self.llm is not None and self.llm.loop.is_running():
+                self.stats.stages[k].llm["in_flight"] = self.llm.in_flight(self.stages[k].backend_name)
 
     # Input ----------------------------------------------------------------------------
     def _input_batches(self) -> Iterator[tuple[int, pa.Table]]:
@@ -190,12 +224,10 @@ class Executor:
             with self._lock:
                 record.computed = (k, i) in self._computed_this_run  # by this run's global pre-pass
             record.reused = not record.computed
-        if stage.kind == "filter":
-            dropped = pc.filter(delta.column(REASON), pc.invert(delta.column(KEEP)))
-            record.reasons.update(dict(zip(*_value_counts(dropped), strict=True)))
         table, rejected = apply_delta(stage, table, delta)
-        if rejected is not None and stage.kind != "filter":
-            record.reasons.update(dict(zip(*_value_counts(rejected.column("_reason")), strict=True)))
+        if rejected is not None:
+            record.reasons.update(dict(zip(*_value_counts(rejected.column(REASON_KEY)), strict=True)))
+            rejected = rejected.drop_columns([REASON_KEY])
         record.rows_out = table.num_rows
         return table, rejected
 
@@ -262,6 +294,7 @@ class Executor:
                 output.write(result.table)
             last_schema = result.table.schema
             self.stats.seconds = time.perf_counter() - started
+            self._collect_llm_stats()
             self.progress.batch_done(self.stats)
         if self.stats.batches == 0:
             raise RuntimeError("input produced no batches")  # readers raise InputError first

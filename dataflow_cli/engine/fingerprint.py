@@ -58,6 +58,7 @@ def stage_fingerprint(stage: Stage, upstream: str) -> str:
             "outputs": stage.outputs,
             "prompt": stage.prompt_text,
             "backend": backend,
+            "extra": op.fingerprint_extra(),
         }
     )
 

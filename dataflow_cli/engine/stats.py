@@ -19,6 +19,7 @@ class StageStats:
     seconds: float = 0.0  # time spent computing (not replaying checkpoints)
     batches_computed: int = 0
     batches_reused: int = 0  # taken from checkpoints of an earlier run
+    llm: dict[str, Any] | None = None  # requests, cache hits, retries, errors, tokens, cost
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -20,8 +20,11 @@ class Stage:
     params: dict[str, Any]  # as validated, for fingerprints and the resolved spec
     inputs: dict[str, str]
     outputs: dict[str, str]
-    backend: dict[str, Any] | None = None
+    backend: dict[str, Any] | None = None  # the backend's validated config (no secrets in it)
+    backend_name: str | None = None
     prompt_text: str | None = None
+    on_error: str = "reject"
+    max_error_rate: float = 0.2
 
     @property
     def kind(self) -> str:
@@ -44,7 +47,8 @@ class Spec:
     limit: int | None
     stages: list[Stage]
     input_schema: dict[str, str]
-    resolved: dict[str, Any] = field(default_factory=dict)  # the spec after ${ENV} and --set
+    resolved: dict[str, Any] = field(default_factory=dict)  # the spec after --set, ${VAR}s kept
+    backends: dict[str, Any] = field(default_factory=dict)  # name -> (backend class, validated config)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dataflow_cli.errors import DataflowError, SpecError, did_you_mean
+from dataflow_cli.llm.backends.base import config_fields
 from dataflow_cli.spec.loader import Document, apply_override, format_path, interpolate, load_document
 from dataflow_cli.spec.model import DEFAULT_BATCH_SIZE, Issue, Spec, SpecErrors, Stage
 from dataflow_cli.spec.schema import pipeline_schema
@@ -46,7 +47,8 @@ def load_spec(path: Path, overrides: list[str] | tuple[str, ...] = (), *, check_
 
     _check_structure(data, out)
     spec_dir = path.resolve().parent
-    stages = _check_stages(data, spec_dir, out)
+    backends = _check_backends(data, out)
+    stages = _check_stages(data, spec_dir, backends, out)
     input_paths, input_schema = _check_input(data, spec_dir, out)
     output_path, rejects_path = _check_output(data, spec_dir, input_paths, out)
     if check_columns and input_schema is not None and stages is not None:
@@ -67,6 +69,7 @@ def load_spec(path: Path, overrides: list[str] | tuple[str, ...] = (), *, check_
         stages=stages or [],
         input_schema=input_schema or {},
         resolved=as_written,
+        backends={name: value for name, value in backends.items() if value is not None},
     )
 
 
@@ -131,13 +134,37 @@ def _report_schema_error(error, out: _Collector) -> None:
     out.add(path, error.message)
 
 
-def _check_stages(data: dict, spec_dir: Path, out: _Collector) -> list[Stage] | None:
+def _check_backends(data: dict, out: _Collector) -> dict[str, Any]:
+    """Each backend's provider resolves and its settings fit that provider's config model.
+    Nothing is instantiated: validation never opens a connection or loads a model."""
+    from dataflow_cli.llm.registry import backend_class, providers
+
+    raw = data.get("backends")
+    if not isinstance(raw, dict):
+        return {}
+    found: dict[str, Any] = {}
+    for name, config in raw.items():
+        found[name] = None
+        if not isinstance(config, dict) or not isinstance(config.get("provider"), str):
+            continue  # the schema check reported it
+        here = ("backends", name)
+        try:
+            cls = backend_class(config["provider"])
+        except DataflowError as exc:
+            out.add(here + ("provider",), exc.reason + f" (known: {', '.join(f'`{p}`' for p in providers())})")
+            continue
+        validated = _validate_model(cls.Config, config, here, out, "setting")
+        if validated is not None:
+            found[name] = (cls, validated)
+    return found
+
+
+def _check_stages(data: dict, spec_dir: Path, backends: dict[str, Any], out: _Collector) -> list[Stage] | None:
     from dataflow_cli import registry
 
     raw_stages = data.get("stages")
     if not isinstance(raw_stages, list):
         return None
-    backends = data.get("backends") if isinstance(data.get("backends"), dict) else {}
     prompts = data.get("prompts") if isinstance(data.get("prompts"), dict) else {}
     seen_names: dict[str, int] = {}
     stages: list[Stage] = []
@@ -162,7 +189,17 @@ def _check_stages(data: dict, spec_dir: Path, out: _Collector) -> list[Stage] | 
             ok = False
             continue
 
-        backend = _reference(raw, "backend", backends, here, out)
+        backend_name = raw.get("backend") or ("default" if cls.uses_llm else None)
+        if cls.uses_llm and raw.get("backend") is None and "default" not in backends:
+            known = ", ".join(f"`{n}`" for n in backends) or "none"
+            out.add(
+                here + ("op",),
+                f"`{raw['op']}` calls an LLM: set `backend:` on the stage or define a backend named "
+                f"`default` (defined: {known}); e.g. `backends: {{default: {{provider: local}}}}`",
+            )
+            ok = False
+            continue
+        backend_entry = _reference({"backend": backend_name}, "backend", backends, here, out) if backend_name else None
         prompt_text = _prompt_text(raw, prompts, spec_dir, here, out)
         inputs = raw.get("inputs") if isinstance(raw.get("inputs"), dict) else {}
         outputs = raw.get("outputs") if isinstance(raw.get("outputs"), dict) else {}
@@ -174,8 +211,16 @@ def _check_stages(data: dict, spec_dir: Path, out: _Collector) -> list[Stage] | 
             continue
         try:
             operator = cls(params, inputs=inputs, outputs=outputs)
+            operator.prompt = prompt_text
+            if cls.uses_llm:
+                if not operator.template_text():
+                    out.add(here + ("op",), f"`{raw['op']}` needs a prompt: set `prompt:` or `params.template`")
+                    ok = False
+                    continue
+                operator.template_columns()  # a template syntax error surfaces here
         except DataflowError as exc:
-            out.add(here + ("op",), exc.reason + (f" ({exc.hint})" if exc.hint else ""))
+            where = here + ("prompt",) if "template" in exc.reason and raw.get("prompt") else here + ("op",)
+            out.add(where, exc.reason + (f" ({exc.hint})" if exc.hint else ""))
             ok = False
             continue
         stages.append(
@@ -187,10 +232,15 @@ def _check_stages(data: dict, spec_dir: Path, out: _Collector) -> list[Stage] | 
                 params=params.model_dump(mode="json"),
                 inputs=dict(operator.input_columns),
                 outputs=dict(operator.output_columns),
-                backend=backend,
+                backend=config_fields(backend_entry[1]) if backend_entry else None,
+                backend_name=backend_name if backend_entry else None,
                 prompt_text=prompt_text,
+                on_error=raw.get("on_error", "reject"),
+                max_error_rate=raw.get("max_error_rate", 0.2),
             )
         )
+        if cls.uses_llm and backend_entry is None:
+            ok = False  # unknown backend, reported by _reference
     return stages if ok else None
 
 
@@ -246,14 +296,19 @@ def _check_ports(cls, section: str, bindings: dict, here: tuple, out: _Collector
 
 
 def _check_params(cls, params: Any, here: tuple, out: _Collector):
-    from pydantic import ValidationError
-
     if not isinstance(params, dict):
         return None  # the schema check reported it
+    return _validate_model(cls.Params, params, here + ("params",), out, "parameter")
+
+
+def _validate_model(model, values: dict, where: tuple, out: _Collector, noun: str):
+    """Validate `values` with a pydantic model, reporting each problem at its location."""
+    from pydantic import ValidationError
+
     try:
-        return cls.Params.model_validate(params)
+        return model.model_validate(values)
     except ValidationError as exc:
-        fields = list(cls.Params.model_fields)
+        fields = list(model.model_fields)
         errors = exc.errors()
         types_at: dict[tuple, set[str]] = {}
         for err in errors:
@@ -266,17 +321,17 @@ def _check_params(cls, params: Any, here: tuple, out: _Collector):
             seen.add(loc)
             if {"int_parsing", "float_parsing"} <= types_at[loc]:
                 err = {**err, "type": "float_parsing"}  # `int | float`: "expected a number"
-            path = here + ("params",) + loc
+            path = where + loc
             if err["type"] == "extra_forbidden":
                 name = str(loc[-1])
-                out.add(path, f"unknown parameter `{name}`{did_you_mean(name, fields)}", key=True)
+                out.add(path, f"unknown {noun} `{name}`{did_you_mean(name, fields)}", key=True)
             elif err["type"] == "missing":
-                out.add(here + ("params",) + loc[:-1], f"missing required parameter `{'.'.join(map(str, loc))}`")
+                out.add(where + loc[:-1], f"missing required {noun} `{'.'.join(map(str, loc))}`")
             else:
                 message = _PYDANTIC_TYPES.get(err["type"]) or err["msg"].removeprefix("Value error, ")
                 if err["type"] != "value_error":
                     message += f", got {_describe(err.get('input'))}"
-                out.add(path if loc else here + ("params",), message)
+                out.add(path if loc else where, message)
         return None
 
 
