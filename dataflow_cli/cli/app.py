@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from dataflow_cli import __version__
-from dataflow_cli.cli import init, operators, run, schema, validate
+from dataflow_cli.cli import cache, init, operators, run, schema, validate
 
 app = typer.Typer(
     name="dataflow",
@@ -35,6 +35,7 @@ app.command("validate")(validate.validate)
 app.command("init")(init.init)
 app.command("schema")(schema.schema)
 app.add_typer(operators.app, name="operators")
+app.add_typer(cache.app, name="cache")
 
 
 def main() -> None:

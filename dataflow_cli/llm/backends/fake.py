@@ -17,6 +17,7 @@ a Completion or an LLMError to raise). Every request is recorded in `history`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import threading
 from collections.abc import Callable
@@ -57,6 +58,12 @@ class FakeBackend(Backend):
         self._lock = threading.Lock()
         self._count = 0
         self._failed: dict[tuple[int, str], int] = {}
+
+    def identity(self) -> str:
+        # Differently scripted fakes answer differently: they must not share cache entries.
+        digest = hashlib.sha256(self.config.model_dump_json().encode()).hexdigest()[:12]
+        script = f":{id(self.script)}" if self.script is not None else ""
+        return f"fake:{self.config.model}:{digest}{script}"
 
     @classmethod
     def scripted(cls, fn: Callable[[Request], Any], **config: Any) -> FakeBackend:
