@@ -23,18 +23,13 @@ from __future__ import annotations
 import threading
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from operators._arrow import _bytes_and_offsets
-
-# Runs of separators. RE2's \s is ASCII only, so Unicode spaces (\pZ), VT, NEL and the
-# information separators are listed too (the same set as Python's str.split()).
-_SPACE = r"\s\x{0B}\x{85}\x{1C}-\x{1F}\pZ"
-_SEPARATORS = rf"[\pP\pS{_SPACE}]+"
-_WHITESPACE = rf"[{_SPACE}]+"
+from operators._arrow import _ascii_space, _bytes_and_offsets, _multibyte_whitespace
 
 _U64 = np.uint64
 _BASE = 0x9E3779B97F4A7C15  # odd, so invertible mod 2**64
@@ -90,17 +85,6 @@ def _power_table(base: int, n: int) -> np.ndarray:
 _POWERS = _Powers()
 
 
-def prepare_text(text: pa.Array, unit: str, normalize: bool) -> pa.Array:
-    """The text that gets tokenized (see the module docstring)."""
-    if normalize:
-        text = pc.utf8_lower(text)
-        text = pc.replace_substring_regex(text, _SEPARATORS, " ")
-        return pc.utf8_trim(text, " ")
-    if unit == "word":
-        return pc.replace_substring_regex(text, _WHITESPACE, " ")
-    return text
-
-
 @dataclass
 class Shingles:
     """The shingles of a run of documents.
@@ -132,22 +116,31 @@ class Shingles:
 
 def shingle(text: pa.Array, unit: str, ngram: int, normalize: bool) -> Shingles:
     """Hash the shingles of every document of `text` (a string array; nulls have none)."""
-    prepared = prepare_text(text, unit, normalize)
-    if isinstance(prepared, pa.ChunkedArray):
-        prepared = prepared.combine_chunks()
-    data, offsets = _bytes_and_offsets(prepared)
-    n = len(prepared)
-    if prepared.null_count:
-        valid = prepared.is_valid().to_numpy(zero_copy_only=False)
+    if normalize:
+        text = pc.utf8_lower(text)
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    data, offsets = _bytes_and_offsets(text)
+    n = len(text)
+    if normalize:
+        separator = separators(data)
+    elif unit == "word":
+        separator = whitespace(data)
     else:
-        valid = None
-    starts, ends = _token_spans(data, offsets, unit)
+        separator = None
+    if unit == "word":
+        starts, ends = _word_spans(data, offsets, separator)
+        space = None
+    else:
+        starts, ends, space = _char_spans(data, offsets, separator)
     # Tokens per document (a null document's byte range, normally empty, is ignored).
     token_offsets = np.searchsorted(starts, offsets).astype(np.int64)
     tokens = np.diff(token_offsets)
-    if valid is not None:
-        tokens = np.where(valid, tokens, 0)
+    if text.null_count:
+        tokens[~text.is_valid().to_numpy(zero_copy_only=False)] = 0
     token_hashes = _token_hashes(data, starts, ends)
+    if space is not None and space.any():
+        token_hashes[space] = _SPACE_HASH
     counts = np.where(tokens >= ngram, tokens - ngram + 1, np.minimum(tokens, 1))
     sh_offsets = np.zeros(n + 1, np.int64)
     np.cumsum(counts, out=sh_offsets[1:])
@@ -159,32 +152,121 @@ def shingle(text: pa.Array, unit: str, ngram: int, normalize: bool) -> Shingles:
     return Shingles(hashes, sh_offsets, first, length, starts, ends, data)
 
 
-def _token_spans(data: np.ndarray, offsets: np.ndarray, unit: str) -> tuple[np.ndarray, np.ndarray]:
-    """Byte start and end of every token (prepared text: words are separated by single spaces,
-    but a row may begin or end with one when not normalized)."""
+# --- separators: Unicode punctuation (P*), symbols (S*), separators (Z*) and whitespace ---
+
+# No code point above U+1FFFF is punctuation, a symbol or a space (they are ideographs, tags and
+# private use), so the table stops there; code points beyond it are never separators.
+_TABLE_SIZE = 0x20000
+
+
+@lru_cache(maxsize=1)
+def separator_table() -> np.ndarray:
+    """`table[code point]` is True for separators: Python whitespace and categories P*, S*, Z*."""
+    table = np.zeros(_TABLE_SIZE, bool)
+    for code in range(_TABLE_SIZE):
+        char = chr(code)
+        if char.isspace() or unicodedata.category(char)[0] in "PSZ":
+            table[code] = True
+    return table
+
+
+def is_separator(char: str) -> bool:
+    code = ord(char)
+    return code < _TABLE_SIZE and bool(separator_table()[code])
+
+
+def separators(data: np.ndarray) -> np.ndarray:
+    """Per byte of UTF-8 `data`: does it belong to a separator character?"""
+    table = separator_table()
+    out = table[:128][np.minimum(data, 127)] & (data < 128)
+    leads = np.flatnonzero(data >= 0xC0)
+    if len(leads) == 0:
+        return out
+    padded = np.concatenate([data, np.zeros(3, np.uint8)]).astype(np.uint32)
+    b0, b1, b2, b3 = (padded[leads + k] for k in range(4))
+    width = np.where(b0 < 0xE0, 2, np.where(b0 < 0xF0, 3, 4))
+    code = np.where(
+        width == 2,
+        ((b0 & 0x1F) << 6) | (b1 & 0x3F),
+        np.where(
+            width == 3,
+            ((b0 & 0x0F) << 12) | ((b1 & 0x3F) << 6) | (b2 & 0x3F),
+            ((b0 & 0x07) << 18) | ((b1 & 0x3F) << 12) | ((b2 & 0x3F) << 6) | (b3 & 0x3F),
+        ),
+    )
+    hit = table[np.minimum(code, _TABLE_SIZE - 1)] & (code < _TABLE_SIZE)
+    leads, width = leads[hit], width[hit]
+    for k in range(4):
+        part = leads[width > k] + k
+        out[part] = True
+    return out
+
+
+def whitespace(data: np.ndarray) -> np.ndarray:
+    """Per byte of UTF-8 `data`: does it belong to a whitespace character (as `str.split()`)?"""
+    space = _ascii_space(data)
+    two, three = _multibyte_whitespace(data)
+    for width, positions in ((2, two), (3, three)):
+        for k in range(width):
+            space[positions + k] = True
+    return space
+
+
+def _word_spans(data: np.ndarray, offsets: np.ndarray, separator: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Byte start and end of every word: a maximal run of non-separator bytes within a row."""
     size = len(data)
     if size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    if unit == "char":
-        starts = np.flatnonzero((data & np.uint8(0xC0)) != np.uint8(0x80))
-        ends = np.empty_like(starts)
-        ends[:-1] = starts[1:]
-        ends[-1:] = size
-        return starts, ends
-    space = data == np.uint8(0x20)
     row_starts = offsets[:-1][offsets[:-1] < size]
     row_ends = offsets[1:][offsets[1:] > 0] - 1
     before = np.empty(size, bool)
     before[0] = True
-    before[1:] = space[:-1]
+    before[1:] = separator[:-1]
     before[row_starts] = True
     after = np.empty(size, bool)
     after[-1] = True
-    after[:-1] = space[1:]
+    after[:-1] = separator[1:]
     after[row_ends] = True
-    starts = np.flatnonzero(~space & before)
-    ends = np.flatnonzero(~space & after) + 1
+    starts = np.flatnonzero(~separator & before)
+    ends = np.flatnonzero(~separator & after) + 1
     return starts, ends
+
+
+def _char_spans(
+    data: np.ndarray, offsets: np.ndarray, separator: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Byte start and end of every character token and which tokens stand for a space.
+
+    Without `separator` every code point is a token. With it, separator characters are dropped
+    except that each run of them between two other characters of the same row becomes one space
+    token (as `" ".join(text.split())` after turning separators into spaces)."""
+    size = len(data)
+    if size == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, None
+    cps = np.flatnonzero((data & np.uint8(0xC0)) != np.uint8(0x80))
+    ends = np.empty_like(cps)
+    ends[:-1] = cps[1:]
+    ends[-1:] = size
+    if separator is None:
+        return cps, ends, None
+    sep = separator[cps]
+    if not sep.any():
+        return cps, ends, np.zeros(len(cps), bool)
+    row = np.searchsorted(offsets, cps, side="right") - 1
+    count = len(cps)
+    index = np.arange(count)
+    # Index of the next non-separator character at or after each character (count if none).
+    nxt = np.where(sep, count, index)
+    nxt = np.minimum.accumulate(nxt[::-1])[::-1]
+    prev_kept = np.zeros(count, bool)
+    prev_kept[1:] = ~sep[:-1] & (row[1:] == row[:-1])
+    nxt_row = np.where(nxt < count, row[np.minimum(nxt, count - 1)], -1)
+    space = sep & prev_kept & (nxt_row == row)
+    keep = ~sep | space
+    starts = cps[keep]
+    ends = np.where(space, cps[np.minimum(nxt, count - 1)], ends)[keep]
+    return starts, ends, space[keep]
 
 
 def _token_hashes(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -239,17 +321,13 @@ def python_shingles(text: str | None, unit: str = "word", ngram: int = 5, normal
         return set()
     if normalize:
         lowered = pc.utf8_lower(pa.array([text], pa.string()))[0].as_py()  # Arrow's lowercasing
-        text = " ".join("".join(" " if _separator(c) else c for c in lowered).split())
+        text = " ".join("".join(" " if is_separator(c) else c for c in lowered).split())
     tokens = text.split() if unit == "word" else list(text)
     if not tokens:
         return set()
     if len(tokens) < ngram:
         return {"\x00".join(tokens)}
     return {"\x00".join(tokens[i : i + ngram]) for i in range(len(tokens) - ngram + 1)}
-
-
-def _separator(char: str) -> bool:
-    return char.isspace() or unicodedata.category(char)[0] in "PSZ"
 
 
 def jaccard(a: set, b: set) -> float:

@@ -7,7 +7,8 @@ delta holds only what the stage decided:
 |--------------------|-----------------------------------------------------|
 | evaluate, generate | the new output columns (row-aligned with the batch) |
 | generate (fan-out) | the new columns plus `_src`, the source row index   |
-| refine             | the rewritten columns, or the whole new table       |
+| refine             | rewritten columns (only changed rows, with `_row`, |
+|                    | when most rows are unchanged), or the whole table   |
 | filter             | `_keep`, `_reason`, `_detail`                       |
 | any, partial       | the above plus `_failed` (reason) and `_raw`        |
 
@@ -29,6 +30,7 @@ from dataflow_cli.spec.model import Stage
 KEEP, REASON, DETAIL, SOURCE = "_keep", "_reason", "_detail", "_src"
 FAILED, RAW = "_failed", "_raw"
 REASON_KEY = "_reason_key"
+ROW = "_row"  # positions of the changed rows in a sparse refine delta
 FULL_TABLE = b"dataflow.full_table"  # schema metadata marking a refine delta that replaces the table
 REJECT_COLUMNS = ("_stage", "_reason")
 
@@ -87,11 +89,31 @@ def make_delta(stage: Stage, table: pa.Table, result: Any) -> pa.Table:
         columns = {}
         for logical, values in result.items():
             column = op.input_columns.get(logical, logical)
-            original = table.column(column).type
+            original = table.column(column)
             array = _as_array(values, n, who)
-            columns[column] = array.cast(original) if pa.types.is_null(array.type) else array
-        return pa.table(columns) if columns else pa.table({"_id": table.column("_id")})
+            columns[column] = (original, array.cast(original.type) if pa.types.is_null(array.type) else array)
+        return _refine_delta(columns, n) if columns else pa.table({"_id": table.column("_id")})
     return pa.table(_output_columns(op, result, n, who))
+
+
+def _refine_delta(columns: dict[str, tuple[Any, pa.Array]], n: int) -> pa.Table:
+    """Rewritten columns; when most rows are unchanged (typical for cleaning steps), only the
+    changed rows, with their positions in `ROW`, so checkpoints stay small."""
+    changed = np.zeros(n, dtype=bool)
+    for original, new in columns.values():
+        if original.type != new.type:
+            changed[:] = True
+            break
+        differs = pc.fill_null(pc.not_equal(original, new), True)
+        same_null = pc.equal(pc.is_null(original), pc.is_null(new))
+        both_null = pc.and_(pc.is_null(original), pc.is_null(new))
+        changed |= pc.or_(pc.and_(differs, pc.invert(both_null)), pc.invert(same_null)).to_numpy(zero_copy_only=False)
+    if changed.sum() * 2 >= n:
+        return pa.table({name: new for name, (_, new) in columns.items()})
+    rows = np.flatnonzero(changed)
+    out = {name: pc.take(new, pa.array(rows)) for name, (_, new) in columns.items()}
+    out[ROW] = pa.array(rows.astype(np.int64))
+    return pa.table(out)
 
 
 def _partial_delta(stage: Stage, table: pa.Table, result: Partial, who: str) -> pa.Table:
@@ -145,10 +167,20 @@ def apply_delta(stage: Stage, table: pa.Table, delta: pa.Table) -> tuple[pa.Tabl
     if kind == "refine":
         if (delta.schema.metadata or {}).get(FULL_TABLE):
             return delta.replace_schema_metadata(None), None
+        if delta.column_names == ["_id"]:
+            return table, None
+        mask = None
+        if ROW in delta.column_names:
+            mask = np.zeros(table.num_rows, dtype=bool)
+            mask[delta.column(ROW).to_numpy()] = True
+            mask = pa.array(mask)
         for column in delta.column_names:
-            if column == "_id" and delta.num_columns == 1:
-                break
-            table = table.set_column(table.schema.get_field_index(column), column, delta.column(column))
+            if column == ROW:
+                continue
+            values = delta.column(column).combine_chunks()
+            if mask is not None:
+                values = pc.replace_with_mask(table.column(column).combine_chunks(), mask, values)
+            table = table.set_column(table.schema.get_field_index(column), column, values)
         return table, None
 
     if SOURCE in delta.column_names:  # fan-out generator
