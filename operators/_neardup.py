@@ -3,13 +3,16 @@
 
 Everything works on whole batches with numpy: no Python loop runs per token or per shingle.
 
-Text preparation (`prepare_text`): with `normalize`, text is lowercased and every run of
-punctuation (Unicode P*), symbols (S*) and whitespace becomes one space, ends stripped; without
-it, only whitespace runs become one space (word mode) or nothing changes (char mode).
+Tokens: with `normalize`, text is lowercased (Arrow's Unicode lowercasing) and separators
+(whitespace and Unicode categories P*, S*, Z*: punctuation, symbols, spaces) split it; words are
+maximal runs of other characters, and in char mode the characters are the other characters plus
+one space for each run of separators between two of them (as `" ".join(text.split())` after
+turning every separator into a space). Without `normalize`, words are split at whitespace only
+(as `str.split()`) and every code point is a character. All of this is computed on the UTF-8
+bytes with numpy lookup tables, no regular expression.
 
-Tokens are words (maximal runs of non-space) or characters (code points). A shingle is `ngram`
-consecutive tokens of one document; a document with fewer than `ngram` (but at least one) tokens
-is one shingle of all its tokens; a null or token-less document has no shingles.
+Shingles: `ngram` consecutive tokens of one document; a document with fewer than `ngram` (but at
+least one) tokens is one shingle of all its tokens; a null or token-less document has none.
 
 Hashes: each token's UTF-8 bytes get a 64-bit polynomial hash, computed for all tokens at once from
 a prefix sum (`sum(byte_j * B**j)` over the buffer, wrapping mod 2**64; a token's hash is the
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import threading
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -29,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dataflow_cli.operator import Verdict
 from operators._arrow import _ascii_space, _bytes_and_offsets, _multibyte_whitespace
 
 _U64 = np.uint64
@@ -91,7 +96,7 @@ class Shingles:
 
     `hashes[offsets[d]:offsets[d+1]]` are document d's shingle hashes (uint64, in text order, with
     repeats). `first_token[k]`/`length[k]` locate shingle k among the tokens, whose byte spans in
-    `data` (the prepared text's UTF-8 bytes) are `token_start`/`token_end`.
+    `data` (the UTF-8 bytes of the text, lowercased when normalized) are `token_start`/`token_end`.
     """
 
     hashes: np.ndarray
@@ -107,7 +112,7 @@ class Shingles:
         return np.diff(self.offsets)
 
     def excerpt(self, k: int, limit: int = 60) -> str:
-        """The text of shingle k (prepared form), cut to `limit` characters."""
+        """The text of shingle k (from `data`: separators included), cut to `limit` characters."""
         first = int(self.first_token[k])
         last = first + int(self.length[k]) - 1
         text = bytes(self.data[self.token_start[first] : self.token_end[last]]).decode("utf-8", "replace")
@@ -280,6 +285,9 @@ def _token_hashes(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.
     return mix64(h)
 
 
+_SPACE_HASH = _token_hashes(np.array([0x20], np.uint8), np.array([0]), np.array([1]))[0]
+
+
 def _combine(token_hashes: np.ndarray, first: np.ndarray, length: np.ndarray, ngram: int) -> np.ndarray:
     if len(first) == 0:
         return np.zeros(0, np.uint64)
@@ -392,20 +400,25 @@ def unique_pairs(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.nd
     return (packed >> _U64(32)).astype(np.int64), (packed & _U64(0xFFFFFFFF)).astype(np.int64)
 
 
-def verdict_arrays(
-    roots: np.ndarray, ids: pa.Array, reason: str, prefix: str
-) -> tuple[np.ndarray, pa.Array, pa.Array]:
-    """`(keep, reason, detail)` for documents whose cluster root is `roots[i]` (itself when kept);
-    a dropped row's detail is `prefix` followed by the root's `_id`."""
+def per_batch_verdicts(
+    roots: np.ndarray, ids: list[pa.Array], sizes: list[int], reason: str, prefix: str
+) -> Iterator[Verdict]:
+    """One verdict per batch (of `sizes` rows, `_id`s `ids`) from each document's cluster root
+    (a global position, the document itself when kept); a dropped row's detail is `prefix`
+    followed by its root's `_id`."""
     n = len(roots)
     keep = roots == np.arange(n)
     dropped = np.flatnonzero(~keep)
     reasons = pa.nulls(n, pa.string())
     details = pa.nulls(n, pa.string())
     if len(dropped):
+        all_ids = pa.concat_arrays([i.cast(pa.string()) for i in ids])
         mask = pa.array(~keep)
-        kept_ids = ids.take(pa.array(roots[dropped]))
-        text = pc.binary_join_element_wise(pa.scalar(prefix), kept_ids.cast(pa.string()), "")
+        kept_ids = all_ids.take(pa.array(roots[dropped]))
+        text = pc.binary_join_element_wise(pa.scalar(prefix), kept_ids, "")
         reasons = pc.replace_with_mask(reasons, mask, pa.array([reason] * len(dropped), pa.string()))
         details = pc.replace_with_mask(details, mask, text)
-    return keep, reasons, details
+    start = 0
+    for size in sizes:
+        yield Verdict(keep=keep[start : start + size], reason=reasons.slice(start, size), detail=details.slice(start, size))
+        start += size

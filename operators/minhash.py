@@ -18,16 +18,16 @@ from operators._neardup import (
     chunks,
     group_pairs,
     mix64,
+    per_batch_verdicts,
     shingle,
     union_roots,
     unique_pairs,
-    verdict_arrays,
 )
 
-# Shingles per block of the permutation step: a block of hashes times a slice of permutations
-# stays in the CPU cache (8192 x 32 x 4 bytes = 1 MB).
-_BLOCK_SHINGLES = 8192
-_BLOCK_PERMS = 32
+# Shingles per block of the permutation step: a slice of permutations times a block of hashes
+# stays in the CPU cache (16 x 16384 x 4 bytes = 1 MB).
+_BLOCK_SHINGLES = 16384
+_BLOCK_PERMS = 16
 _SKETCH_BITS = 8  # bits of each minimum kept for verification (b-bit minwise hashing)
 _PAIRS_PER_CHECK = 1 << 16
 
@@ -72,25 +72,31 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def minhash_signatures(hashes: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """MinHash signatures (uint32, one row per document) of shingle hashes (uint32) grouped by
-    `offsets`; every document must have at least one shingle."""
+    `offsets`; every document must have at least one shingle.
+
+    Blocks of about `_BLOCK_SHINGLES` hashes (whole documents) are permuted `_BLOCK_PERMS`
+    permutations at a time into a (permutations x shingles) array, and `np.minimum.reduceat`
+    along the shingle axis takes each document's minimum: long contiguous runs, cache-resident.
+    """
     n = len(offsets) - 1
-    out = np.empty((n, len(a)), np.uint32)
+    out = np.empty((len(a), n), np.uint32)
+    a_col, b_col = a[:, None], b[:, None]
     d0 = 0
     while d0 < n:
         d1 = int(np.searchsorted(offsets, offsets[d0] + _BLOCK_SHINGLES, side="right")) - 1
         d1 = min(n, max(d1, d0 + 1))
         lo, hi = int(offsets[d0]), int(offsets[d1])
-        x = hashes[lo:hi, None]
+        x = hashes[None, lo:hi]
         segments = offsets[d0:d1] - lo
-        block = np.empty((hi - lo, min(_BLOCK_PERMS, len(a))), np.uint32)
+        block = np.empty((min(_BLOCK_PERMS, len(a)), hi - lo), np.uint32)
         for k in range(0, len(a), _BLOCK_PERMS):
             width = min(_BLOCK_PERMS, len(a) - k)
-            h = block[:, :width]
-            np.multiply(x, a[None, k : k + width], out=h)
-            np.add(h, b[None, k : k + width], out=h)
-            out[d0:d1, k : k + width] = np.minimum.reduceat(h, segments, axis=0)
+            h = block[:width]
+            np.multiply(a_col[k : k + width], x, out=h)
+            np.add(h, b_col[k : k + width], out=h)
+            out[k : k + width, d0:d1] = np.minimum.reduceat(h, segments, axis=1)
         d0 = d1
-    return out
+    return np.ascontiguousarray(out.T)
 
 
 _BAND_KEYS = np.random.default_rng(0xBA4D).integers(0, 1 << 63, 1024, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
@@ -263,7 +269,7 @@ class MinhashDedupFilter(Filter):
                 del sketches
             local = union_roots(len(member), left, right)
             roots[member] = member[local]
-        yield from _per_batch(roots, ids, sizes, "near-duplicate", "near-duplicate of _id ")
+        yield from per_batch_verdicts(roots, ids, sizes, "near-duplicate", "near-duplicate of _id ")
 
     @staticmethod
     def _candidates(band_matrix: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -277,18 +283,3 @@ class MinhashDedupFilter(Filter):
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return unique_pairs(np.concatenate(lefts), np.concatenate(rights))
 
-
-def _per_batch(
-    roots: np.ndarray, ids: list[pa.Array], sizes: list[int], reason: str, prefix: str
-) -> Iterator[Verdict]:
-    """Verdicts batch by batch from each document's cluster root (global positions)."""
-    all_ids = pa.concat_arrays([i.cast(pa.string()) for i in ids]) if ids else pa.array([], pa.string())
-    keep, reasons, details = verdict_arrays(roots, all_ids, reason, prefix)
-    start = 0
-    for size in sizes:
-        yield Verdict(
-            keep=keep[start : start + size],
-            reason=reasons.slice(start, size),
-            detail=details.slice(start, size),
-        )
-        start += size

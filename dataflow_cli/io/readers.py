@@ -444,7 +444,8 @@ def _parquet_schema(path: Path) -> pa.Schema:
 
 def _iter_parquet(path: Path, schema: pa.Schema, batch_size: int) -> Iterator[pa.Table]:
     try:
-        parquet_file = pq.ParquetFile(path)
+        # Buffered column reads: memory stays bounded by batch size, not by row-group size.
+        parquet_file = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
         batches = parquet_file.iter_batches(batch_size=batch_size)
     except (pa.ArrowException, OSError) as exc:
         raise _bad_parquet(path, exc) from None

@@ -33,8 +33,8 @@ from dataflow_cli.errors import DataflowError, SpecError
 from dataflow_cli.io.readers import FORMATS, format_for
 
 # Rows gathered before a Parquet row group is written: tiny row groups make files slow to read.
-PARQUET_ROW_GROUP_ROWS = 128 * 1024
-PARQUET_ROW_GROUP_BYTES = 64 << 20
+PARQUET_ROW_GROUP_ROWS = 64 * 1024
+PARQUET_ROW_GROUP_BYTES = 8 << 20
 
 _WRITE_HINT = "check that the output directory can be created and is writable, or choose another output path"
 

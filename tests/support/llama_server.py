@@ -40,7 +40,9 @@ def _ready(base_url: str) -> bool:
 
 
 @contextlib.contextmanager
-def run_llama_server(model_path: str | Path | None = None, n_ctx: int = 2048, timeout: float = 120.0) -> Iterator[str]:
+def run_llama_server(
+    model_path: str | Path | None = None, n_ctx: int = 2048, timeout: float = 120.0
+) -> Iterator[str]:
     """Start the server on a free port, wait until GET /v1/models answers, yield the base URL, stop it."""
     if model_path is None:
         from dataflow_cli.llm.backends.local import default_model_path
@@ -63,7 +65,11 @@ def run_llama_server(model_path: str | Path | None = None, n_ctx: int = 2048, ti
                 if proc.poll() is not None or time.monotonic() > deadline:
                     logfile.seek(0)
                     tail = logfile.read()[-3000:]
-                    state = f"exited with {proc.returncode}" if proc.poll() is not None else f"not ready in {timeout:.0f}s"
+                    state = (
+                        f"exited with {proc.returncode}"
+                        if proc.poll() is not None
+                        else f"not ready in {timeout:.0f}s"
+                    )
                     raise RuntimeError(f"llama_cpp.server {state}:\n{tail}")
                 time.sleep(0.25)
             yield base_url

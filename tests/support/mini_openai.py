@@ -65,7 +65,9 @@ class MiniOpenAI:
     # --- handlers -------------------------------------------------------------------------------
 
     async def _models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "mini", "object": "model", "owned_by": "test"}]})
+        return web.json_response(
+            {"object": "list", "data": [{"id": "mini", "object": "model", "owned_by": "test"}]}
+        )
 
     async def _chat(self, request: web.Request) -> web.Response:
         try:

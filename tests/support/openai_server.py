@@ -180,7 +180,14 @@ class ServerConfig:
 
 
 KNOBS = frozenset(f.name for f in dataclasses.fields(ServerConfig))
-_SECONDS = ("latency", "latency_jitter", "retry_after", "timeout_delay", "slow_stream_delay", "stream_chunk_delay")
+_SECONDS = (
+    "latency",
+    "latency_jitter",
+    "retry_after",
+    "timeout_delay",
+    "slow_stream_delay",
+    "stream_chunk_delay",
+)
 
 
 def _pairs(value: Any, what: str) -> list[tuple[str, str]]:
@@ -280,7 +287,9 @@ def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+        return " ".join(
+            p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
     return ""
 
 
@@ -304,7 +313,9 @@ def default_responder(request: dict) -> str:
         if fmt.get("type") == "json_schema":
             spec = fmt.get("json_schema")
             schema = spec.get("schema") if isinstance(spec, dict) else None
-            return json.dumps(example_from_schema(schema if isinstance(schema, dict) else {}), ensure_ascii=False)
+            return json.dumps(
+                example_from_schema(schema if isinstance(schema, dict) else {}), ensure_ascii=False
+            )
         if fmt.get("type") == "json_object":
             return json.dumps({"echo": _last_content(request.get("messages"), "user")}, ensure_ascii=False)
     return "echo: " + _last_content(request.get("messages"), "user")
@@ -335,11 +346,7 @@ def example_from_schema(schema: Any, _root: Any = None, _depth: int = 0) -> Any:
     if not isinstance(schema, dict) or _depth > 40:
         return None
     if "$ref" in schema:
-        target: Any = root
-        for part in str(schema["$ref"]).lstrip("#").split("/"):
-            if part:
-                target = target.get(part.replace("~1", "/").replace("~0", "~"), {}) if isinstance(target, dict) else {}
-        return example_from_schema(target, root, _depth + 1)
+        return example_from_schema(_resolve(schema["$ref"], root), root, _depth + 1)
     if "const" in schema:
         return schema["const"]
     if schema.get("enum"):
@@ -400,10 +407,12 @@ def example_from_schema(schema: Any, _root: Any = None, _depth: int = 0) -> Any:
     return None
 
 
-def _resolve(ref: str, root: Any) -> Any:
+def _resolve(ref: Any, root: Any) -> Any:
+    """A local JSON pointer (`#/$defs/Name`) inside `root`; {} when it leads nowhere."""
     target = root
-    for part in ref.lstrip("#").split("/"):
+    for part in str(ref).lstrip("#").split("/"):
         if part:
+            part = part.replace("~1", "/").replace("~0", "~")
             target = target.get(part, {}) if isinstance(target, dict) else {}
     return target
 
@@ -453,7 +462,9 @@ _BODY_429 = _error_body(
 _BODY_429_CAP = _error_body(
     "Too many concurrent requests. Please try again later.", "requests", "rate_limit_exceeded"
 )
-_BODY_500 = _error_body("The server had an error while processing your request. Sorry about that!", "server_error")
+_BODY_500 = _error_body(
+    "The server had an error while processing your request. Sorry about that!", "server_error"
+)
 _BODY_401 = _error_body("Incorrect API key provided", "invalid_request_error", "invalid_api_key")
 _BODY_401_MISSING = _error_body(
     "You didn't provide an API key. You need to provide your API key in an Authorization header "
@@ -833,7 +844,9 @@ class OpenAIServer:
             rec.status = 200
             body = {
                 "object": "list",
-                "data": [{"id": cfg.model, "object": "model", "created": 1700000000, "owned_by": "dataflow-tests"}],
+                "data": [
+                    {"id": cfg.model, "object": "model", "created": 1700000000, "owned_by": "dataflow-tests"}
+                ],
             }
             return web.Response(body=json.dumps(body).encode(), content_type="application/json")
         finally:
@@ -854,7 +867,10 @@ class OpenAIServer:
 
     @staticmethod
     def _authorized(request: web.Request, cfg: ServerConfig) -> bool:
-        return cfg.require_api_key is None or request.headers.get("Authorization") == "Bearer " + cfg.require_api_key
+        return (
+            cfg.require_api_key is None
+            or request.headers.get("Authorization") == "Bearer " + cfg.require_api_key
+        )
 
     @staticmethod
     def _unauthorized(request: web.Request, rec: RecordedRequest) -> web.Response:
@@ -871,7 +887,9 @@ class OpenAIServer:
             rec.status = 400
             return web.Response(
                 status=400,
-                body=_error_body("'messages' is a required property (as a JSON list).", "invalid_request_error"),
+                body=_error_body(
+                    "'messages' is a required property (as a JSON list).", "invalid_request_error"
+                ),
                 content_type="application/json",
             )
         if not self._authorized(request, cfg):
@@ -1042,7 +1060,13 @@ class OpenAIServer:
         ).encode()
 
     async def _stream(
-        self, request: web.Request, body: dict, cfg: ServerConfig, rec: RecordedRequest, reply: str, delay: float
+        self,
+        request: web.Request,
+        body: dict,
+        cfg: ServerConfig,
+        rec: RecordedRequest,
+        reply: str,
+        delay: float,
     ) -> web.StreamResponse:
         head = {
             "id": f"chatcmpl-{rec.chat_seq:08d}",
@@ -1093,7 +1117,9 @@ class OpenAIServer:
         await response.write_eof()
         return response
 
-    async def _malformed(self, request: web.Request, stream: bool, rec: RecordedRequest) -> web.StreamResponse:
+    async def _malformed(
+        self, request: web.Request, stream: bool, rec: RecordedRequest
+    ) -> web.StreamResponse:
         rec.status = 200
         if not stream:
             return web.Response(body=_MALFORMED, content_type="application/json")
@@ -1132,7 +1158,9 @@ class OpenAIServer:
                 if reset:
                     self.reset()
             except (TypeError, ValueError) as exc:
-                return web.json_response({"error": {"message": str(exc), "type": "invalid_request_error"}}, status=400)
+                return web.json_response(
+                    {"error": {"message": str(exc), "type": "invalid_request_error"}}, status=400
+                )
         return web.json_response({"config": self._cfg.to_json(), "stats": self.stats()})
 
     async def _handle_control_requests(self, request: web.Request) -> web.Response:
@@ -1173,7 +1201,15 @@ class OpenAIServerProcess:
     def start(self) -> OpenAIServerProcess:
         if self.proc is not None:
             return self
-        cmd = [self.python, "-m", "tests.support.openai_server", "--host", self.host, "--port", str(self.port)]
+        cmd = [
+            self.python,
+            "-m",
+            "tests.support.openai_server",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+        ]
         cmd += ["--config-json", json.dumps(self.knobs), "--exit-on-stdin-eof"]
         if self.cpu is not None:
             cmd += ["--cpu", str(self.cpu)]

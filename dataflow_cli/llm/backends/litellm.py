@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -52,7 +53,15 @@ def _import_litellm() -> Any:
                 setattr(litellm, name, [])
         for name in _LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
-        log.debug("imported litellm %s in %.2fs", getattr(litellm, "__version__", "?"), time.perf_counter() - started)
+        # litellm's response types trip a harmless pydantic warning on first use.
+        warnings.filterwarnings(
+            "ignore", message=r".*is using the `ReadOnly` qualifier", category=UserWarning
+        )
+        log.debug(
+            "imported litellm %s in %.2fs",
+            getattr(litellm, "__version__", "?"),
+            time.perf_counter() - started,
+        )
         _LITELLM = litellm
         return litellm
 
@@ -91,7 +100,9 @@ def strict_compatible(schema: Any) -> bool:
             return False
         if set(schema.get("required") or ()) != set(props):
             return False
-    return all(strict_compatible(v) for k, v in schema.items() if k not in ("enum", "const", "default", "examples"))
+    return all(
+        strict_compatible(v) for k, v in schema.items() if k not in ("enum", "const", "default", "examples")
+    )
 
 
 def _redact(text: str, secret: str | None) -> str:
@@ -103,7 +114,10 @@ def _redact(text: str, secret: str | None) -> str:
 
 
 def _header(exc: BaseException, name: str) -> str | None:
-    for headers in (getattr(exc, "litellm_response_headers", None), getattr(getattr(exc, "response", None), "headers", None)):
+    for headers in (
+        getattr(exc, "litellm_response_headers", None),
+        getattr(getattr(exc, "response", None), "headers", None),
+    ):
         if headers is None:
             continue
         try:
@@ -164,7 +178,9 @@ def classify(litellm: Any, exc: BaseException, secret: str | None = None) -> LLM
             return err("timeout", status=None)
         if isinstance(inner, openai.APIConnectionError):
             return err("connection", status=None)
-    if isinstance(exc, litellm.InternalServerError | litellm.ServiceUnavailableError | litellm.BadGatewayError):
+    if isinstance(
+        exc, litellm.InternalServerError | litellm.ServiceUnavailableError | litellm.BadGatewayError
+    ):
         return err("server", status=status or 500)
     if status is not None:
         return LLMError.from_status(status, message, retry_after=_retry_after(exc))

