@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -68,8 +70,32 @@ _HANGUL_SYLLABLES = range(0xAC00, 0xD7A4)
 _HANGUL_SECOND = [*range(0x1161, 0x1176), *range(0x11A8, 0x11C3)]
 
 
+def _cache_file(form: str) -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "dataflow" / f"unicode-{unicodedata.unidata_version}-{form}-unstable.txt"
+
+
 @lru_cache(maxsize=4)
 def unstable_class(form: str) -> str:
+    """`_unstable_class(form)`, cached on disk: computing it scans 200k code points (~1 s), a
+    cost every run would otherwise pay once per process."""
+    path = _cache_file(form)
+    try:
+        return path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):
+        pass
+    value = _unstable_class(form)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(value, encoding="ascii")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs the recomputation
+    return value
+
+
+def _unstable_class(form: str) -> str:
     """An RE2 character class matching every character that can make a text not be in `form`.
 
     A text made only of characters outside the class (each unchanged by `form` on its own, with
