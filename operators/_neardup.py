@@ -175,6 +175,14 @@ def separator_table() -> np.ndarray:
     return table
 
 
+@lru_cache(maxsize=1)
+def _ascii_separator_bytes() -> np.ndarray:
+    """Per byte value: an ASCII separator (False for every byte of a multi-byte character)."""
+    out = np.zeros(256, bool)
+    out[:128] = separator_table()[:128]
+    return out
+
+
 def is_separator(char: str) -> bool:
     code = ord(char)
     return code < _TABLE_SIZE and bool(separator_table()[code])
@@ -183,7 +191,7 @@ def is_separator(char: str) -> bool:
 def separators(data: np.ndarray) -> np.ndarray:
     """Per byte of UTF-8 `data`: does it belong to a separator character?"""
     table = separator_table()
-    out = table[:128][np.minimum(data, 127)] & (data < 128)
+    out = _ascii_separator_bytes()[data]
     leads = np.flatnonzero(data >= 0xC0)
     if len(leads) == 0:
         return out
@@ -382,7 +390,10 @@ def group_pairs(keys: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.n
     if len(keys) < 2:
         empty = np.zeros(0, np.int64)
         return empty, empty
-    order = np.lexsort((members, keys))
+    if np.all(members[1:] > members[:-1]):
+        order = np.argsort(keys, kind="stable")  # ties stay in member order
+    else:
+        order = np.lexsort((members, keys))
     keys, members = keys[order], members[order]
     same = keys[1:] == keys[:-1]
     group_start = np.flatnonzero(np.concatenate([[True], ~same]))

@@ -3,11 +3,13 @@
 An n-gram (a window of n code points or n words inside one row) is identified by a 64-bit
 polynomial hash of its symbols plus a per-row term, so equal n-grams of different rows never
 match. Two different n-grams of one row share a hash with probability about 2**-64 per pair, which
-we accept. `dup_mask` finds the keys that occur more than once in O(n) with hash buckets (sorting
-only what the buckets cannot settle); sorting everything would be several times slower.
+we accept. `dup_mask` finds the keys that occur more than once with hash buckets, sorting only what the
+buckets cannot settle; sorting everything would be several times slower.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import pyarrow.compute as pc
@@ -21,6 +23,7 @@ _ROW = np.uint64(0xC2B2AE3D27D4EB4F)  # multiplier of the per-row term
 _JUNK = np.uint64(0xD6E8FEB86659FD93)  # multiplier spreading placeholder keys
 _MIX = np.uint64(0xBF58476D1CE4E5B9)  # bijective multiply spreading low bits into bucket bits
 _MAX_BITS = 22  # largest bucket table: 4M entries
+CHUNK = 1 << 14  # n-grams hashed and checked at once (hash tables stay in cache)
 
 
 def window_hashes(symbols: np.ndarray, n: int) -> np.ndarray:
@@ -74,44 +77,73 @@ def window_counts(offsets: np.ndarray, n: int) -> np.ndarray:
     return np.maximum(np.diff(offsets) - n + 1, 0)
 
 
-def dup_mask(keys: np.ndarray) -> np.ndarray:
-    """True where the key occurs more than once in `keys`.
+_scratch = threading.local()
 
-    Each round scatters the keys into 2**bits buckets (bits taken from the key, different bits each
-    round): a key alone in its bucket is unique; a bucket whose keys are all equal holds duplicates;
-    only buckets mixing different keys go to the next round. Leftovers after 64 bits are sorted.
+
+def _tables(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-thread bucket tables reused across calls (the flag tables are all False between calls)."""
+    tables = getattr(_scratch, "tables", None)
+    if tables is None or len(tables[0]) < size:
+        tables = (np.empty(size, np.int32), np.zeros(size, bool), np.zeros(size, bool))
+        _scratch.tables = tables
+    return tables
+
+
+def _pandas_duplicated():
+    """pandas' hash-table `duplicated` kernel (about twice as fast as `bucket_dup_mask`), or None."""
+    try:
+        from pandas._libs.hashtable import duplicated
+    except ImportError:  # pragma: no cover - pandas moved its internals
+        return None
+    return duplicated
+
+
+def dup_mask(keys: np.ndarray) -> np.ndarray:
+    """True where the key occurs more than once in `keys` (uint64)."""
+    duplicated = _pandas_duplicated()
+    if duplicated is None or len(keys) < 2:
+        return bucket_dup_mask(keys)
+    try:
+        return np.asarray(duplicated(keys, keep=False), bool)
+    except (TypeError, ValueError):  # pragma: no cover - a changed signature
+        return bucket_dup_mask(keys)
+
+
+def bucket_dup_mask(keys: np.ndarray) -> np.ndarray:
+    """True where the key occurs more than once in `keys`, with numpy only.
+
+    The keys are scattered into about 16 buckets per key: a key alone in its bucket is unique, a
+    bucket whose keys are all equal holds duplicates, and only the keys of buckets mixing different
+    keys (a few percent) are sorted to settle them.
     """
-    out = np.zeros(len(keys), bool)
-    index = np.arange(len(keys))
+    count = len(keys)
+    if count < 2:
+        return np.zeros(count, bool)
+    bits = min(max((16 * count - 1).bit_length(), 10), _MAX_BITS)
+    last, shared, mixed = _tables(1 << bits)
     with np.errstate(over="ignore"):
-        keys = keys * _MIX
-    shift = 64
-    while len(keys) > 1:
-        bits = min(max((4 * len(keys) - 1).bit_length(), 8), _MAX_BITS)
-        if bits > shift:
-            order = np.argsort(keys, kind="stable")
-            ordered = keys[order]
-            same = ordered[1:] == ordered[:-1]
-            dup = np.zeros(len(keys), bool)
-            dup[1:] = same
-            dup[:-1] |= same
-            out[index[order[dup]]] = True
-            break
-        shift -= bits
-        size = 1 << bits
-        bucket = ((keys >> np.uint64(shift)) & np.uint64(size - 1)).astype(np.intp)
-        position = np.arange(len(keys))
-        last = np.empty(size, np.int32)
-        last[bucket] = position
-        winner = last[bucket]
-        shared = np.zeros(size, bool)
-        shared[bucket[winner != position]] = True
-        mixed = np.zeros(size, bool)
-        mixed[bucket[keys[winner] != keys]] = True
-        in_mixed = mixed[bucket]
-        out[index[shared[bucket] & ~in_mixed]] = True
-        keys = keys[in_mixed]
-        index = index[in_mixed]
+        bucket = ((keys * _MIX) >> np.uint64(64 - bits)).view(np.int64)
+    position = np.arange(count)
+    last[bucket] = position
+    winner = last[bucket]
+    losers = bucket[winner != position]
+    differing = bucket[keys[winner] != keys]
+    shared[losers] = True
+    mixed[differing] = True
+    out = shared[bucket]
+    in_mixed = mixed[bucket]
+    shared[losers] = False
+    mixed[differing] = False
+    out &= ~in_mixed
+    rest = np.flatnonzero(in_mixed)
+    if len(rest):
+        order = np.argsort(keys[rest])
+        ordered = keys[rest[order]]
+        same = ordered[1:] == ordered[:-1]
+        dup = np.zeros(len(rest), bool)
+        dup[1:] = same
+        dup[:-1] |= same
+        out[rest[order[dup]]] = True
     return out
 
 
@@ -129,7 +161,7 @@ def dup_runs(keys: np.ndarray, dup: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 def repeated_fraction(symbols: np.ndarray, offsets: np.ndarray, n: int) -> np.ndarray:
     """Per row: fraction of its n-gram windows whose n-gram occurs more than once in the row."""
     dups = np.zeros(len(offsets) - 1, np.int64)
-    for d0, d1 in chunk_bounds(offsets):
+    for d0, d1 in chunk_bounds(offsets, CHUNK):
         lo, hi = offsets[d0], offsets[d1]
         local = offsets[d0 : d1 + 1] - lo
         dup = dup_mask(ngram_keys(symbols[lo:hi], local, n))
@@ -150,7 +182,7 @@ def duplicate_ngram_char_fraction(
 ) -> np.ndarray:
     """Per row: characters of words inside any repeated word n-gram / characters of all words."""
     inside = np.zeros(len(word_ids), bool)
-    for d0, d1 in chunk_bounds(offsets):
+    for d0, d1 in chunk_bounds(offsets, CHUNK):
         lo, hi = offsets[d0], offsets[d1]
         dup = dup_mask(ngram_keys(word_ids[lo:hi], offsets[d0 : d1 + 1] - lo, n))
         inside[lo:hi] = covered(dup, n)
@@ -166,7 +198,7 @@ def top_ngram_char_fraction(word_ids: np.ndarray, lengths: np.ndarray, offsets: 
     inside = np.zeros(len(word_ids), bool)
     char_sums = np.zeros(len(word_ids) + 1, np.int64)
     np.cumsum(lengths, out=char_sums[1:])
-    for d0, d1 in chunk_bounds(offsets):
+    for d0, d1 in chunk_bounds(offsets, CHUNK):
         lo, hi = offsets[d0], offsets[d1]
         local = offsets[d0 : d1 + 1] - lo
         keys = ngram_keys(word_ids[lo:hi], local, n)

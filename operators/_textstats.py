@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dataflow_cli.errors import DataflowError
-from operators._arrow import _bytes_and_offsets
+from dataflow_cli.operator import Evaluator
+from operators._arrow import _bytes_and_offsets, word_and_line_counts
 
 # Character classes (one byte per code point).
 OTHER, PUNCT, LETTER, UPPER, DIGIT, NUMBER, MARK, SPACE = range(8)
@@ -187,9 +188,12 @@ class TextBatch:
         np.cumsum(nonempty.to_numpy(zero_copy_only=False), out=kept[1:])
         return words, kept[offsets]
 
-    @property
+    @cached_property
     def word_counts(self) -> np.ndarray:
-        return np.diff(self.words[1])
+        """Whitespace-separated words per row."""
+        if "words" in self.__dict__:
+            return np.diff(self.words[1])
+        return word_and_line_counts(self.array)[0].to_numpy(zero_copy_only=False)
 
     @cached_property
     def word_lengths(self) -> np.ndarray:
@@ -236,3 +240,46 @@ def _nonempty_parts(lists: pa.Array) -> tuple[pa.Array, np.ndarray]:
 def row_of(positions: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """The row holding each item position, given per-row item offsets."""
     return np.searchsorted(offsets, positions, "right") - 1
+
+
+def check_signals(signals: list[str] | None, outputs: dict) -> list[str] | None:
+    """Validate a `signals` param against an evaluator's outputs."""
+    if signals is None:
+        return None
+    if not signals:
+        raise ValueError("give at least one signal, or omit `signals` to compute all of them")
+    for i, name in enumerate(signals):
+        if name not in outputs:
+            raise ValueError(f"unknown signal `{name}` (choose from: {', '.join(outputs)})")
+        if name in signals[:i]:
+            raise ValueError(f"signal `{name}` is listed twice")
+    return signals
+
+
+class SignalEvaluator(Evaluator):
+    """An evaluator whose `signals` param selects which of its outputs to compute and write.
+
+    The unselected outputs are not computed and no column is written for them.
+    """
+
+    def __init__(self, params=None, inputs=None, outputs=None):
+        super().__init__(params, inputs, outputs)
+        wanted = getattr(self.params, "signals", None)
+        if wanted is None:
+            return
+        for logical in outputs or {}:
+            if logical not in wanted:
+                raise DataflowError(
+                    f"output `{logical}` of `{self.name}` is bound but not listed in `signals`",
+                    hint=f"add `{logical}` to `signals` or remove its binding",
+                )
+        self.outputs = {k: v for k, v in type(self).outputs.items() if k in wanted}
+        self.output_columns = {k: self.output_columns[k] for k in self.outputs}
+
+    def compute(self, tb: TextBatch, signals: dict) -> dict[str, pa.Array]:
+        """Evaluate the selected entries of `signals` (name -> (function, Arrow type))."""
+        out = {}
+        for name in self.outputs:
+            function, kind = signals[name]
+            out[name] = tb.output(function(), kind)
+        return out

@@ -101,6 +101,8 @@ def _column_value(value: Any, kind: str) -> Any:
     if kind == JSON_TEXT:
         return json.dumps(value, ensure_ascii=False)
     if kind == "int64":
+        if not -(2**63) <= value < 2**63:
+            raise ParseError("integer outside the int64 range")
         return int(value)
     if kind == "float64":
         return float(value)
@@ -159,7 +161,8 @@ class JsonGenerator(LLMOperator, Generator):
             "`properties` become the output columns."
         )
         schema_in_prompt: bool = Field(
-            True, description="Append the JSON Schema to the system message (for backends without native structured output)."
+            True,
+            description="Append the JSON Schema to the system message (for backends without native structured output).",
         )
 
         @field_validator("json_schema")
@@ -176,10 +179,14 @@ class JsonGenerator(LLMOperator, Generator):
                     f"not a valid JSON Schema (Draft 2020-12){f' at `{where}`' if where else ''}: {exc.message}"
                 ) from None
             if schema.get("type") != "object":
-                raise ValueError("the schema must describe an object (`type: object`): its properties become columns")
+                raise ValueError(
+                    "the schema must describe an object (`type: object`): its properties become columns"
+                )
             properties = schema.get("properties")
             if not isinstance(properties, dict) or not properties:
-                raise ValueError("the schema needs `properties`: each top-level property becomes an output column")
+                raise ValueError(
+                    "the schema needs `properties`: each top-level property becomes an output column"
+                )
             return schema
 
     def __init__(self, params=None, inputs=None, outputs=None):
@@ -208,7 +215,9 @@ class JsonGenerator(LLMOperator, Generator):
                     hint=f"bind it to another column: `outputs: {{{name}: {column.lstrip('_') or 'value'}}}`",
                 )
             if column in seen:
-                raise DataflowError(f"properties `{seen[column]}` and `{name}` are both bound to column `{column}`")
+                raise DataflowError(
+                    f"properties `{seen[column]}` and `{name}` are both bound to column `{column}`"
+                )
             seen[column] = name
         self._validator = None
 
@@ -324,7 +333,9 @@ class PromptedFilter(LLMOperator, Filter):
                 known = {label.lower() for label in self.labels}
                 for label in self.keep_labels:
                     if label.lower() not in known:
-                        raise ValueError(f"keep label `{label}` is not one of `labels`{did_you_mean(label, self.labels)}")
+                        raise ValueError(
+                            f"keep label `{label}` is not one of `labels`{did_you_mean(label, self.labels)}"
+                        )
             elif not self.min_score <= self.threshold <= self.max_score:
                 raise ValueError(
                     f"`threshold` ({format_bound(self.threshold)}) is outside "
@@ -375,7 +386,7 @@ class PromptedRefiner(_BoundTemplateInputs, LLMOperator, Refiner):
 
     The template must use `{{ text }}` (the bound column); the default asks for a clearer,
     corrected rewrite with the same meaning. Rows whose `text` is null, whose request fails, or
-    whose answer is empty (after stripping, when `strip` is set) go to rejects with the reason
+    whose answer is empty or only whitespace go to rejects with the reason
     ("empty rewrite" for the latter) and the raw answer, unless `keep_original_on_empty` keeps
     the original text for empty answers.
 
@@ -396,7 +407,8 @@ class PromptedRefiner(_BoundTemplateInputs, LLMOperator, Refiner):
     class Params(LLMParams):
         strip: bool = Field(True, description="Strip surrounding whitespace from answers.")
         keep_original_on_empty: bool = Field(
-            False, description="Keep the original text when the answer is empty, instead of rejecting the row."
+            False,
+            description="Keep the original text when the answer is empty, instead of rejecting the row.",
         )
 
     default_template = default_prompt("prompted_refiner")
@@ -433,13 +445,15 @@ _VERDICT_LINE = re.compile(
     r"(?:(?:a\s+)?(tie|draw)|(?:(?:response|assistant|answer|output)\b)?[^a-z0-9\n]*\b([ab]))\b",
     re.IGNORECASE | re.MULTILINE,
 )
-_VERDICT_BARE = re.compile(r"^[^a-z0-9]*(?:(?:response|assistant|answer|output)\s+)?(a|b|tie|draw)[^a-z0-9]*$", re.I)
+_VERDICT_BARE = re.compile(
+    r"^[^a-z0-9]*(?:(?:response|assistant|answer|output)\s+)?(a|b|tie|draw)[^a-z0-9]*$", re.I
+)
 _UNSWAP = {"a": "b", "b": "a", "tie": "tie"}
 A_WINS = {"a": 1.0, "b": 0.0, "tie": 0.5}
 
 
 def parse_verdict(text: str) -> str:
-    """"a", "b" or "tie" from a judge's answer: its last `Winner: A|B|tie` line (also `Winner is
+    """ "a", "b" or "tie" from a judge's answer: its last `Winner: A|B|tie` line (also `Winner is
     Response B`, `**Winner:** [[A]]`, `Final verdict: tie`), or an answer that is only a verdict."""
     matches = list(_VERDICT_LINE.finditer(text))
     if matches:
@@ -478,7 +492,9 @@ class PairwiseJudgeEvaluator(_BoundTemplateInputs, LLMOperator, Evaluator):
 
     name = "pairwise_judge_evaluator"
     inputs = {
-        "question": Port("the question both responses answer (optional: omitted from the prompt when absent)"),
+        "question": Port(
+            "the question both responses answer (optional: omitted from the prompt when absent)"
+        ),
         "response_a": Port("the first response"),
         "response_b": Port("the second response"),
     }
@@ -601,29 +617,43 @@ class ChatFormatRefiner(Refiner):
             "openai", description="`openai`: list of {role, content}; `sharegpt`: list of {from, value}."
         )
         user_column: str = Field("instruction", min_length=1, description="Column holding the user turn.")
-        assistant_column: str = Field("response", min_length=1, description="Column holding the assistant turn.")
+        assistant_column: str = Field(
+            "response", min_length=1, description="Column holding the assistant turn."
+        )
         system: str | None = Field(None, description="System prompt for every row (omit for none).")
         system_column: str | None = Field(
-            None, min_length=1, description="Column holding a per-row system prompt; overrides `system` when not null."
+            None,
+            min_length=1,
+            description="Column holding a per-row system prompt; overrides `system` when not null.",
         )
         keep_columns: list[str] = Field(
             default_factory=list,
             description="Columns to keep besides the conversation (internal `_` columns are always kept).",
         )
         output_column: str | None = Field(
-            None, min_length=1, description="Conversation column name (default `messages`, or `conversations` for sharegpt)."
+            None,
+            min_length=1,
+            description="Conversation column name (default `messages`, or `conversations` for sharegpt).",
         )
 
         @model_validator(mode="after")
         def _check(self):
             output = self.output_column or _FORMATS[self.format][0]
-            for column in (self.user_column, self.assistant_column, self.system_column, output, *self.keep_columns):
+            for column in (
+                self.user_column,
+                self.assistant_column,
+                self.system_column,
+                output,
+                *self.keep_columns,
+            ):
                 if column is not None and column.startswith(RESERVED_PREFIX):
                     raise ValueError(f"`{column}`: columns starting with `_` are internal (and always kept)")
             if len(set(self.keep_columns)) != len(self.keep_columns):
                 raise ValueError("`keep_columns` lists a column twice")
             if output in self.keep_columns:
-                raise ValueError(f"`{output}` is the conversation column; it cannot also be in `keep_columns`")
+                raise ValueError(
+                    f"`{output}` is the conversation column; it cannot also be in `keep_columns`"
+                )
             return self
 
     def __init__(self, params=None, inputs=None, outputs=None):

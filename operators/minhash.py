@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Literal
 
@@ -30,6 +32,9 @@ _BLOCK_SHINGLES = 16384
 _BLOCK_PERMS = 16
 _SKETCH_BITS = 8  # bits of each minimum kept for verification (b-bit minwise hashing)
 _PAIRS_PER_CHECK = 1 << 16
+# Threads computing signatures of one batch's chunks: the engine's upstream work for a global
+# stage mostly replays checkpoints, so the second core is otherwise idle.
+_THREADS = min(2, os.cpu_count() or 1)
 
 
 @lru_cache(maxsize=64)
@@ -217,23 +222,24 @@ class MinhashDedupFilter(Filter):
         p = self.params
         return optimal_bands(p.threshold, p.num_perm, p.false_negative_weight)
 
-    def signatures(self, text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        """Row positions of the texts that have shingles and their MinHash signatures."""
+    def signatures(self, text: pa.Array, pool: ThreadPoolExecutor | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Row positions of the texts that have shingles and their MinHash signatures (chunks of
+        the batch on `pool`'s threads when given: numpy releases the GIL in the heavy loops)."""
         p = self.params
         a, b = permutations(p.num_perm, p.seed)
-        positions, parts = [], []
-        for start, stop in chunks(text):
+
+        def one(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+            start, stop = bounds
             sh = shingle(text.slice(start, stop - start), p.unit, p.ngram, p.normalize)
-            counts = sh.counts
-            has = np.flatnonzero(counts > 0)
-            if len(has) == 0:
-                continue
+            has = np.flatnonzero(sh.counts > 0)
             offsets = np.append(sh.offsets[:-1][has], sh.offsets[-1])
-            parts.append(minhash_signatures((sh.hashes >> np.uint64(32)).astype(np.uint32), offsets, a, b))
-            positions.append(has + start)
-        if not parts:
+            hashes = (sh.hashes >> np.uint64(32)).astype(np.uint32)
+            return has + start, minhash_signatures(hashes, offsets, a, b)
+
+        results = list((pool.map if pool is not None else map)(one, chunks(text)))
+        if not results:
             return np.zeros(0, np.int64), np.zeros((0, p.num_perm), np.uint32)
-        return np.concatenate(positions), np.concatenate(parts)
+        return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results])
 
     def process_all(self, batches: Iterable[Batch]) -> Iterator[Verdict]:
         p = self.params
@@ -244,16 +250,21 @@ class MinhashDedupFilter(Filter):
         band_parts: list[np.ndarray] = []
         sketch_parts: list[np.ndarray] = []
         total = 0
-        for batch in batches:
-            text = text_column(batch, "text")
-            sizes.append(len(text))
-            ids.append(batch.column("_id"))
-            positions, sigs = self.signatures(text)
-            members.append(positions + total)
-            band_parts.append(band_hashes(sigs, bands, rows))
-            if p.verify:
-                sketch_parts.append((sigs & np.uint32((1 << _SKETCH_BITS) - 1)).astype(np.uint8))
-            total += len(text)
+        pool = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="minhash") if _THREADS > 1 else None
+        try:
+            for batch in batches:
+                text = text_column(batch, "text")
+                sizes.append(len(text))
+                ids.append(batch.column("_id"))
+                positions, sigs = self.signatures(text, pool)
+                members.append(positions + total)
+                band_parts.append(band_hashes(sigs, bands, rows))
+                if p.verify:
+                    sketch_parts.append((sigs & np.uint32((1 << _SKETCH_BITS) - 1)).astype(np.uint8))
+                total += len(text)
+        finally:
+            if pool is not None:
+                pool.shutdown()
         roots = np.arange(total, dtype=np.int64)
         if members:
             member = np.concatenate(members)

