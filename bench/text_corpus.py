@@ -50,8 +50,16 @@ STOP_WORDS = {
     "sus le ya o fue este ha sí porque esta son entre cuando muy sin sobre también",
 }
 SYLLABLES = {
-    "en": ("b c d f g h l m n p r s t v w st tr pl gr ch sh th", "a e i o u ea ou ai", "n r s t l nd st ck ng"),
-    "de": ("b d f g h k l m n p r s t w z sch st pf kr br", "a e i o u ä ö ü ei au ie", "n r s t l ch ng nd rt"),
+    "en": (
+        "b c d f g h l m n p r s t v w st tr pl gr ch sh th",
+        "a e i o u ea ou ai",
+        "n r s t l nd st ck ng",
+    ),
+    "de": (
+        "b d f g h k l m n p r s t w z sch st pf kr br",
+        "a e i o u ä ö ü ei au ie",
+        "n r s t l ch ng nd rt",
+    ),
     "fr": ("b c d f g l m n p r s t v j ch tr pr bl", "a e i o u é è ou ai eau", "n r s t l x"),
     "es": ("b c d f g l m n p r s t v ll ch br tr", "a e i o u ía ue io", "n r s l z"),
 }
@@ -107,7 +115,9 @@ class Language:
         self.p = weights / weights.sum()
         v = len(self.words)
         if code == "zh":
-            forms = [w for w in self.words] * 2 + [w + "。" for w in self.words] + [w + "，" for w in self.words]
+            forms = (
+                [w for w in self.words] * 2 + [w + "。" for w in self.words] + [w + "，" for w in self.words]
+            )
             forms += [w + "。\n\n" for w in self.words]
         else:
             forms = [w + " " for w in self.words]
@@ -129,7 +139,9 @@ def _pseudo_words(code: str, rng: np.random.Generator, n: int, taken: set[str]) 
     while len(out) < n:
         syllables = int(rng.choice([1, 1, 2, 2, 2, 3]))
         word = "".join(
-            str(rng.choice(onsets)) + str(rng.choice(vowels)) + (str(rng.choice(codas)) if rng.random() < 0.4 else "")
+            str(rng.choice(onsets))
+            + str(rng.choice(vowels))
+            + (str(rng.choice(codas)) if rng.random() < 0.4 else "")
             for _ in range(syllables)
         )
         if word not in seen:
@@ -139,7 +151,9 @@ def _pseudo_words(code: str, rng: np.random.Generator, n: int, taken: set[str]) 
     return sorted(out, key=lambda w: (len(w), rng.random()))
 
 
-def _articles(lang: Language, rng: np.random.Generator, lengths: np.ndarray, paragraphs: bool = True) -> list[str]:
+def _articles(
+    lang: Language, rng: np.random.Generator, lengths: np.ndarray, paragraphs: bool = True
+) -> list[str]:
     """Article texts of the given word counts, built with Arrow kernels (no per-word Python)."""
     total = int(lengths.sum())
     words = lang.sample(rng, total)
@@ -183,12 +197,17 @@ def _fill(template: str, rng: np.random.Generator) -> str:
 
 def build(docs: int, seed: int = 7) -> pa.Table:
     rng = np.random.default_rng(seed)
-    langs = {code: Language(code, rng, 2500 if code == "zh" else (4000 if code == "en" else 2500)) for code in LANGS}
+    langs = {
+        code: Language(code, rng, 2500 if code == "zh" else (4000 if code == "en" else 2500))
+        for code in LANGS
+    }
     n_exact = docs // 10
     n_near = docs // 10
     n_orig = docs - n_exact - n_near
     kinds = rng.choice(
-        ["article", "short", "boilerplate", "repeated_lines", "symbols"], n_orig, p=[0.86, 0.05, 0.04, 0.03, 0.02]
+        ["article", "short", "boilerplate", "repeated_lines", "symbols"],
+        n_orig,
+        p=[0.86, 0.05, 0.04, 0.03, 0.02],
     )
     lang_of = rng.choice(LANGS, n_orig, p=LANG_P)
     texts: list[str | None] = [None] * n_orig
@@ -289,7 +308,9 @@ def ensure_corpus(docs: int, seed: int = 7) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--docs", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()

@@ -53,11 +53,17 @@ _KEPT_ID = re.compile(r"duplicate of _id (\S+)$")
 # Stand-ins when the quality-signal operators are not installed.
 SPECIAL_REGEX = r"[^\pL\pN\s]{8,}"  # a run of 8+ characters that are neither letters, digits nor spaces
 # A character repeated 10+ times in a row (RE2 has no backreferences: one alternative per character).
-REPEAT_REGEX = "(?:" + "|".join(re.escape(c) + "{10,}" for c in string.ascii_lowercase + string.digits + "-=*#~_.!?") + ")"
+REPEAT_REGEX = (
+    "(?:"
+    + "|".join(re.escape(c) + "{10,}" for c in string.ascii_lowercase + string.digits + "-=*#~_.!?")
+    + ")"
+)
 
 
 def installed_operators() -> set[str]:
-    out = subprocess.run([*DATAFLOW, "operators", "list", "--json"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [*DATAFLOW, "operators", "list", "--json"], capture_output=True, text=True, check=True
+    )
     return {row["name"] for row in json.loads(out.stdout) if row.get("status") == "ok"}
 
 
@@ -131,7 +137,9 @@ def evaluate(corpus: Path, rejects_path: Path, stage_order: list[str]) -> dict:
     rejects = pq.read_table(rejects_path, columns=["_id", "_stage", "_reason"])
     stage_of: dict[int, str] = {}
     kept_by: dict[int, int] = {}  # dropped by a dedup stage -> the kept row's id
-    for rid, stage, reason in zip(*(rejects.column(c).to_pylist() for c in ("_id", "_stage", "_reason")), strict=True):
+    for rid, stage, reason in zip(
+        *(rejects.column(c).to_pylist() for c in ("_id", "_stage", "_reason")), strict=True
+    ):
         rid = int(rid)
         stage_of[rid] = stage
         if stage in (EXACT_STAGE, NEAR_STAGE):
@@ -205,7 +213,9 @@ def evaluate(corpus: Path, rejects_path: Path, stage_order: list[str]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--docs", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--batch-size", type=int, default=10_000)
@@ -222,14 +232,22 @@ def main() -> None:
         t1 = time.perf_counter()
         quality_report = evaluate(corpus, rejects, order)
         eval_seconds = time.perf_counter() - t1
-    print(f"{args.docs:,} docs: wall {wall:.1f} s (goal <= 60), engine {stats['seconds']:.1f} s, peak RSS {rss:.0f} MB (goal <= 1024)")
-    print(f"read {stats['rows_read']:,} -> wrote {stats['rows_written']:,}, rejected {stats['rows_rejected']:,}")
+    print(
+        f"{args.docs:,} docs: wall {wall:.1f} s (goal <= 60), engine {stats['seconds']:.1f} s, peak RSS {rss:.0f} MB (goal <= 1024)"
+    )
+    print(
+        f"read {stats['rows_read']:,} -> wrote {stats['rows_written']:,}, rejected {stats['rows_rejected']:,}"
+    )
     for s in stats["stages"]:
         rate = s["rows_in"] / s["seconds"] if s["seconds"] else float("inf")
         reasons = ", ".join(f"{k[:40]}: {v}" for k, v in list(s["dropped_by_reason"].items())[:2])
-        print(f"  {s['name']:<16} {s['op']:<22} in {s['rows_in']:>8,}  {s['seconds']:>6.2f} s  {rate:>10,.0f} docs/s  {reasons}")
+        print(
+            f"  {s['name']:<16} {s['op']:<22} in {s['rows_in']:>8,}  {s['seconds']:>6.2f} s  {rate:>10,.0f} docs/s  {reasons}"
+        )
     q = quality_report
-    print(f"MinHash recall (planted pairs, Jaccard >= 0.8): {q['recall']:.4f} of {q['near_pairs_j08']:,} (goal >= 0.95)")
+    print(
+        f"MinHash recall (planted pairs, Jaccard >= 0.8): {q['recall']:.4f} of {q['near_pairs_j08']:,} (goal >= 0.95)"
+    )
     print(f"MinHash precision: {q['precision']:.4f} of {q['near_dropped']:,} dropped (goal >= 0.98)")
     print(
         f"exact dedup completeness: {q['exact_completeness']:.4f} of {q['exact_groups']:,} groups, "

@@ -41,9 +41,7 @@ _BASE = 0x9E3779B97F4A7C15  # odd, so invertible mod 2**64
 _BASE_INV = pow(_BASE, -1, 1 << 64)
 _LENGTH_KEY = _U64(0xD6E8FEB86659FD93)
 # Per-position multipliers of a shingle's token hashes (odd, fixed: hashes are stable across runs).
-_POSITION_KEYS = (
-    np.random.default_rng(0x5EED).integers(0, 1 << 63, 64, dtype=np.uint64) * _U64(2) + _U64(1)
-)
+_POSITION_KEYS = np.random.default_rng(0x5EED).integers(0, 1 << 63, 64, dtype=np.uint64) * _U64(2) + _U64(1)
 MAX_NGRAM = len(_POSITION_KEYS)
 
 # Documents are shingled in chunks of about this many bytes, bounding temporary arrays.
@@ -225,7 +223,9 @@ def whitespace(data: np.ndarray) -> np.ndarray:
     return space
 
 
-def _word_spans(data: np.ndarray, offsets: np.ndarray, separator: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _word_spans(
+    data: np.ndarray, offsets: np.ndarray, separator: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Byte start and end of every word: a maximal run of non-separator bytes within a row."""
     size = len(data)
     if size == 0:
@@ -311,8 +311,8 @@ def _combine(token_hashes: np.ndarray, first: np.ndarray, length: np.ndarray, ng
         else:
             term = token_hashes[index] * _POSITION_KEYS[i]
         acc += term
-    if any_short:
-        acc ^= length.astype(np.uint64) * _LENGTH_KEY
+    if any_short:  # a whole short document differs from a shingle that starts the same way
+        acc[short] ^= length[short].astype(np.uint64) * _LENGTH_KEY
     return mix64(acc)
 
 
@@ -431,5 +431,9 @@ def per_batch_verdicts(
         details = pc.replace_with_mask(details, mask, text)
     start = 0
     for size in sizes:
-        yield Verdict(keep=keep[start : start + size], reason=reasons.slice(start, size), detail=details.slice(start, size))
+        yield Verdict(
+            keep=keep[start : start + size],
+            reason=reasons.slice(start, size),
+            detail=details.slice(start, size),
+        )
         start += size

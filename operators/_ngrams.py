@@ -153,7 +153,9 @@ def dup_runs(keys: np.ndarray, dup: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     order = np.argsort(keys[positions], kind="stable")
     positions = positions[order]
     ordered = keys[positions]
-    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]])) if len(ordered) else positions
+    starts = (
+        np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]])) if len(ordered) else positions
+    )
     counts = np.diff(np.append(starts, len(positions)))
     return positions[starts], counts, positions
 
@@ -189,7 +191,9 @@ def duplicate_ngram_char_fraction(
     return ratio(segment_sum(np.where(inside, lengths, 0), offsets), segment_sum(lengths, offsets))
 
 
-def top_ngram_char_fraction(word_ids: np.ndarray, lengths: np.ndarray, offsets: np.ndarray, n: int) -> np.ndarray:
+def top_ngram_char_fraction(
+    word_ids: np.ndarray, lengths: np.ndarray, offsets: np.ndarray, n: int
+) -> np.ndarray:
     """Per row: characters of words covered by the most frequent repeated word n-gram / all.
 
     The most frequent n-gram is the one with the most occurrences, ties going to the one with more
@@ -220,25 +224,29 @@ def top_ngram_char_fraction(word_ids: np.ndarray, lengths: np.ndarray, offsets: 
     return ratio(segment_sum(np.where(inside, lengths, 0), offsets), segment_sum(lengths, offsets))
 
 
-def duplicate_parts(parts, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: (parts that repeat an earlier equal part of the row, their characters).
+def duplicate_parts(
+    parts, offsets: np.ndarray, with_chars: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per row: (parts that repeat an earlier equal part of the row, their code points or None).
 
-    `parts` are strings (lines or paragraphs) grouped per row by `offsets`; the first occurrence
-    of each distinct part is not a duplicate, every later one is.
+    `parts` are strings (words, lines or paragraphs) grouped per row by `offsets`; the first
+    occurrence of each distinct part is not a duplicate, every later one is.
     """
     n_rows = len(offsets) - 1
     if len(parts) == 0:
-        return np.zeros(n_rows, np.int64), np.zeros(n_rows, np.int64)
+        return np.zeros(n_rows, np.int64), np.zeros(n_rows, np.int64) if with_chars else None
     ids = pc.dictionary_encode(parts).indices.to_numpy(zero_copy_only=False).astype(np.uint64)
     rows = np.repeat(np.arange(n_rows, dtype=np.uint64), np.diff(offsets))
     keys = (rows << np.uint64(32)) | ids  # exact: row and part id
-    lengths = pc.utf8_length(parts).to_numpy(zero_copy_only=False).astype(np.int64)
     dup = dup_mask(keys)
     first, _, _ = dup_runs(keys, dup)
     first_rows = row_of(first, offsets)
     dup_rows = row_of(np.flatnonzero(dup), offsets)
     count = np.bincount(dup_rows, minlength=n_rows) - np.bincount(first_rows, minlength=n_rows)
+    if not with_chars:
+        return count, None
+    lengths = pc.utf8_length(parts).to_numpy(zero_copy_only=False).astype(np.int64)
     chars = np.bincount(dup_rows, weights=lengths[dup], minlength=n_rows) - np.bincount(
         first_rows, weights=lengths[first], minlength=n_rows
     )
-    return count, chars.astype(np.int64)
+    return count, np.rint(chars).astype(np.int64)

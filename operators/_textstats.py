@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import threading
 import unicodedata
+from collections.abc import Iterator
 from functools import cached_property
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa

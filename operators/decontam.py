@@ -49,7 +49,9 @@ class ReferenceGrams:
             for start, stop in chunks(text):
                 sh = shingle(text.slice(start, stop - start), "word", params.ngram, params.normalize)
                 hashes.append(sh.hashes)
-                rows.append(np.repeat(np.arange(start, stop, dtype=np.uint32) + offset, sh.counts).astype(np.uint32))
+                rows.append(
+                    np.repeat(np.arange(start, stop, dtype=np.uint32) + offset, sh.counts).astype(np.uint32)
+                )
             offset += len(text)
         if not hashes:
             return cls(np.zeros(0, np.uint64), np.zeros(0, np.uint32), ids)
@@ -110,7 +112,9 @@ class NgramDecontamFilter(Filter):
         )
         reference_column: str = Field("text", min_length=1, description="Reference column holding the text.")
         reference_id_column: str | None = Field(
-            None, min_length=1, description="Reference column naming each item in details (default: row index)."
+            None,
+            min_length=1,
+            description="Reference column naming each item in details (default: row index).",
         )
         ngram: int = Field(13, ge=1, le=MAX_NGRAM, description="Words per n-gram.")
         normalize: bool = Field(
@@ -146,7 +150,7 @@ class NgramDecontamFilter(Filter):
             docs, first = np.unique(docs, return_index=True)
             for doc, k in zip(docs.tolist(), hits[first].tolist(), strict=True):
                 keep[start + doc] = False
-                details[start + doc] = f'reference {reference.label(int(rows[k]))}: "{sh.excerpt(k)}"'
+                details[start + doc] = f'reference {reference.label(int(rows[k]))}: "{sh.excerpt(k, 100)}"'
         return Verdict(
             keep=keep,
             reason=pa.array([None if d is None else "contaminated" for d in details], pa.string()),

@@ -104,7 +104,8 @@ def minhash_signatures(hashes: np.ndarray, offsets: np.ndarray, a: np.ndarray, b
     return np.ascontiguousarray(out.T)
 
 
-_BAND_KEYS = np.random.default_rng(0xBA4D).integers(0, 1 << 63, 1024, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+_BAND_KEYS = np.random.default_rng(0xBA4D).integers(0, 1 << 63, 1024, dtype=np.uint64)
+_BAND_KEYS = _BAND_KEYS * np.uint64(2) + np.uint64(1)  # odd multipliers
 
 
 def band_hashes(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
@@ -123,9 +124,9 @@ def estimated_jaccard(sketches: np.ndarray, left: np.ndarray, right: np.ndarray)
     chance = 1.0 / (1 << _SKETCH_BITS)
     out = np.empty(len(left), np.float64)
     for k in range(0, len(left), _PAIRS_PER_CHECK):
-        l, r = left[k : k + _PAIRS_PER_CHECK], right[k : k + _PAIRS_PER_CHECK]
-        agree = (sketches[l] == sketches[r]).mean(axis=1)
-        out[k : k + len(l)] = (agree - chance) / (1.0 - chance)
+        i, j = left[k : k + _PAIRS_PER_CHECK], right[k : k + _PAIRS_PER_CHECK]
+        agree = (sketches[i] == sketches[j]).mean(axis=1)
+        out[k : k + len(i)] = (agree - chance) / (1.0 - chance)
     return out
 
 
@@ -222,7 +223,9 @@ class MinhashDedupFilter(Filter):
         p = self.params
         return optimal_bands(p.threshold, p.num_perm, p.false_negative_weight)
 
-    def signatures(self, text: pa.Array, pool: ThreadPoolExecutor | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def signatures(
+        self, text: pa.Array, pool: ThreadPoolExecutor | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Row positions of the texts that have shingles and their MinHash signatures (chunks of
         the batch on `pool`'s threads when given: numpy releases the GIL in the heavy loops)."""
         p = self.params
@@ -250,7 +253,9 @@ class MinhashDedupFilter(Filter):
         band_parts: list[np.ndarray] = []
         sketch_parts: list[np.ndarray] = []
         total = 0
-        pool = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="minhash") if _THREADS > 1 else None
+        pool = (
+            ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="minhash") if _THREADS > 1 else None
+        )
         try:
             for batch in batches:
                 text = text_column(batch, "text")
@@ -293,4 +298,3 @@ class MinhashDedupFilter(Filter):
         if not lefts:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return unique_pairs(np.concatenate(lefts), np.concatenate(rights))
-

@@ -38,7 +38,9 @@ def simhash_fingerprints(hashes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         lo, hi = int(offsets[d0]), int(offsets[d1])
         as_bytes = np.ascontiguousarray(hashes[lo:hi]).view(np.uint8).reshape(hi - lo, 8)
         bits = np.unpackbits(as_bytes, axis=1, bitorder="little")  # column k: bit k of the uint64
-        counts[:, d0:d1] = np.add.reduceat(np.ascontiguousarray(bits.T), offsets[d0:d1] - lo, axis=1, dtype=np.int32)
+        counts[:, d0:d1] = np.add.reduceat(
+            np.ascontiguousarray(bits.T), offsets[d0:d1] - lo, axis=1, dtype=np.int32
+        )
         d0 = d1
     features = np.diff(offsets).astype(np.int32)
     majority = np.ascontiguousarray((2 * counts > features[None, :]).T)  # (n, 64)
@@ -177,7 +179,9 @@ class SimhashDedupFilter(Filter):
             fingerprints = np.concatenate(prints)
             # Identical fingerprints: one component each, represented by its first text.
             distinct, first, inverse = np.unique(fingerprints, return_index=True, return_inverse=True)
-            same_left, same_right = group_pairs(inverse.astype(np.int64), np.arange(len(member), dtype=np.int64))
+            same_left, same_right = group_pairs(
+                inverse.astype(np.int64), np.arange(len(member), dtype=np.int64)
+            )
             near_left, near_right = close_pairs(distinct, self.params.max_distance)
             left = np.concatenate([same_left, first[near_left]])
             right = np.concatenate([same_right, first[near_right]])

@@ -50,8 +50,10 @@ def _as_array(values: Any, length: int, what: str, type_name: str | None = None)
     return array
 
 
-def make_delta(stage: Stage, table: pa.Table, result: Any) -> pa.Table:
-    """Check an operator's result against its kind's contract and encode it as a delta."""
+def make_delta(stage: Stage, table: pa.Table, result: Any, *, sparse: bool = True) -> pa.Table:
+    """Check an operator's result against its kind's contract and encode it as a delta.
+
+    `sparse=False` keeps refine deltas row-aligned (needed when failures are added per row)."""
     op = stage.operator
     n = table.num_rows
     who = f"operator `{stage.op_name}` in stage `{stage.name}`"
@@ -92,7 +94,9 @@ def make_delta(stage: Stage, table: pa.Table, result: Any) -> pa.Table:
             original = table.column(column)
             array = _as_array(values, n, who)
             columns[column] = (original, array.cast(original.type) if pa.types.is_null(array.type) else array)
-        return _refine_delta(columns, n) if columns else pa.table({"_id": table.column("_id")})
+        if not columns:
+            return pa.table({"_id": table.column("_id")})
+        return _refine_delta(columns, n) if sparse else pa.table({c: new for c, (_, new) in columns.items()})
     return pa.table(_output_columns(op, result, n, who))
 
 
@@ -120,7 +124,9 @@ def _partial_delta(stage: Stage, table: pa.Table, result: Partial, who: str) -> 
     n = table.num_rows
     failed = _as_array(result.failed, n, who, "string")
     raw = _as_array(result.raw if result.raw is not None else [None] * n, n, who, "string")
-    inner = make_delta(stage, table, result.result)
+    inner = make_delta(stage, table, result.result, sparse=False)
+    if inner.num_rows != n and SOURCE not in inner.column_names:  # refine with no columns
+        inner = pa.table({"_id": table.column("_id")})
     if SOURCE not in inner.column_names:
         return inner.append_column(FAILED, failed).append_column(RAW, raw)
     # Fan-out: outputs are per generated row, failures per input row; failures become extra

@@ -17,6 +17,7 @@ import json
 import logging
 import queue
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -358,11 +359,11 @@ def schema_problem(request: Request, text: str) -> str | None:
     return f"{where}: {error.message}"
 
 
+_FENCE = re.compile(r"^```[A-Za-z0-9_+-]*[ \t]*\n?(.*?)\n?[ \t]*```$", re.DOTALL)
+
+
 def strip_code_fence(text: str) -> str:
-    """Models often wrap JSON in ```json fences even when asked not to."""
+    """Models often wrap JSON in ```json fences (even on one line) when asked not to."""
     stripped = text.strip()
-    if stripped.startswith("```"):
-        stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
-        if stripped.rstrip().endswith("```"):
-            stripped = stripped.rstrip()[:-3]
-    return stripped.strip()
+    match = _FENCE.match(stripped)
+    return match.group(1).strip() if match else stripped

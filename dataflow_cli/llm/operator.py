@@ -79,8 +79,10 @@ class LLMOperator(Operator):
         return sorted(template_variables(self.template_text()))
 
     def required_columns(self) -> list[str]:
+        # Template variables that are logical inputs read their bound column, not a column
+        # of that name; the rest name columns directly.
         columns = list(self.input_columns.values())
-        return columns + [c for c in self.template_columns() if c not in columns]
+        return columns + [c for c in self.template_columns() if c not in columns and c not in self.input_columns]
 
     def render(self, row: dict[str, Any]) -> str:
         from dataflow_cli.prompts import compile_template

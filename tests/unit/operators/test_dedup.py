@@ -182,7 +182,7 @@ def test_column_flow_and_scope():
     assert op.required_columns() == ["q", "a"]
     assert op.written_columns() == []
     assert op.transform_schema({"q": "string", "a": "string"}) == {"q": "string", "a": "string"}
-    with pytest.raises(DataflowError, match="global operator"):
+    with pytest.raises(TypeError, match="global operator"):
         op.process(batch(["0"], q=["x"], a=["y"]))
 
 

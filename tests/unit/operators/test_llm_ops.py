@@ -882,21 +882,33 @@ def test_cli_prompted_filter(tmp_path, monkeypatch):
     }
 
 
-def test_cli_prompted_refiner(tmp_path, monkeypatch):
-    backend = """    provider: fake
+REFINE_BACKEND = """    provider: fake
     reply_template: "{% if 'EMPTY' in prompt %}  {% else %}Rewritten.{% endif %}"
 """
-    stages = """
+REFINE_STAGES = """
   - name: polish
     op: prompted_refiner
     inputs: {text: body}
 """
+
+
+def test_cli_prompted_refiner(tmp_path, monkeypatch):
+    rows = [{"body": "teh text"}, {"body": "more txet"}, {"body": "EMPTY"}, {"body": None}]
+    stats = run_spec(tmp_path, monkeypatch, REFINE_STAGES, rows, REFINE_BACKEND)
+    assert stats["stages"][0]["dropped_by_reason"] == {"empty rewrite": 1, "null `text` in prompt": 1}
+    assert read_jsonl(tmp_path / "out.jsonl") == [
+        {"_id": "0", "body": "Rewritten."},
+        {"_id": "1", "body": "Rewritten."},
+    ]
+    rejects = {r["_id"]: (r["body"], r["_reason"], r.get("_raw_output")) for r in rejects_of(tmp_path)}
+    assert rejects == {"2": ("EMPTY", "empty rewrite", "  "), "3": (None, "null `text` in prompt", None)}
+
+
+def test_cli_prompted_refiner_when_most_rows_are_unchanged(tmp_path, monkeypatch):
     rows = [{"body": "teh text"}, {"body": "EMPTY"}, {"body": None}]
-    stats = run_spec(tmp_path, monkeypatch, stages, rows, backend)
+    stats = run_spec(tmp_path, monkeypatch, REFINE_STAGES, rows, REFINE_BACKEND)
     assert stats["stages"][0]["dropped_by_reason"] == {"empty rewrite": 1, "null `text` in prompt": 1}
     assert read_jsonl(tmp_path / "out.jsonl") == [{"_id": "0", "body": "Rewritten."}]
-    rejects = {r["_id"]: (r["body"], r["_reason"], r.get("_raw_output")) for r in rejects_of(tmp_path)}
-    assert rejects == {"1": ("EMPTY", "empty rewrite", "  "), "2": (None, "null `text` in prompt", None)}
 
 
 def test_cli_pairwise_judge_evaluator(tmp_path, monkeypatch):

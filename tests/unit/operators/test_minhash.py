@@ -207,9 +207,27 @@ def test_vectorised_shingles_match_the_python_reference():
                         assert len(sets[i] & sets[j]) == len(ref[i] & ref[j]), (texts[i], texts[j])
 
 
+def test_shingle_hashes_do_not_depend_on_the_other_rows():
+    text = doc(8, 20)
+    alone = shingle(pa.array([text]), "word", 5, True).hashes
+    for others in (["x"], [None, "", "a b"], [doc(9, 3), doc(10, 50)]):
+        sh = shingle(pa.array([*others, text], pa.string()), "word", 5, True)
+        assert sh.hashes[sh.offsets[-2] :].tolist() == alone.tolist()
+
+
 def test_params_are_validated():
-    for bad in ({"threshold": 0}, {"threshold": 1.0}, {"threshold": 1.5}, {"unit": "token"}, {"ngram": 0},
-                {"ngram": 65}, {"num_perm": 4}, {"num_perm": 5000}, {"false_negative_weight": 1}, {"bands": 3}):
+    for bad in (
+        {"threshold": 0},
+        {"threshold": 1.0},
+        {"threshold": 1.5},
+        {"unit": "token"},
+        {"ngram": 0},
+        {"ngram": 65},
+        {"num_perm": 4},
+        {"num_perm": 5000},
+        {"false_negative_weight": 1},
+        {"bands": 3},
+    ):
         with pytest.raises(ValidationError):
             MinhashDedupFilter.Params(**bad)
     assert MinhashDedupFilter.Params().model_dump() == {

@@ -1,0 +1,518 @@
+"""Published heuristic rule sets for web text: C4, FineWeb and Gopher.
+
+Each filter evaluates its rules on the whole batch (the signals of `operators.quality` and
+`operators.repetition`, same definitions) and drops a row on the first rule that fires, in the
+order listed, with a reason naming the signal and the bound, e.g. "stop_words < 2". Bounds are
+inclusive (a value equal to a bound passes), every rule can be switched off with `null`, and a
+null text is dropped with reason "`text` is null".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from dataflow_cli.errors import DataflowError
+from dataflow_cli.operator import Batch, Filter, Port, Refiner, Verdict
+from operators import _wordlists as lists
+from operators._arrow import reasons, text_column, word_and_line_counts
+from operators._textstats import SPACE, TextBatch, list_offsets, ratio, re2_class
+from operators.generic import format_bound
+from operators.quality import (
+    WordMatcher,
+    alpha_word_ratio,
+    check_word_list,
+    line_flags,
+    line_ratio,
+    load_word_list,
+    sentence_counts,
+    stop_word_counts,
+    symbol_word_ratio,
+)
+from operators.repetition import DUP_NGRAMS, TOP_NGRAMS, repetition_signals
+
+Check = tuple[str, Callable[[TextBatch], np.ndarray]]  # reason, rows to drop
+
+
+def threshold(signal: str, side: str, bound, values: Callable[[TextBatch], np.ndarray]) -> Check:
+    """Drop rows whose `values` are below (side "<") or above (">") `bound`."""
+    compare = np.less if side == "<" else np.greater
+    return f"{signal} {side} {format_bound(bound)}", lambda tb: compare(values(tb), bound)
+
+
+def apply_checks(tb: TextBatch, checks: list[Check], null_reason: str) -> Verdict:
+    """Drop null texts, then rows on the first check that fires, with that check's reason."""
+    conditions = [] if tb.null_mask is None else [(tb.null_mask, null_reason)]
+    conditions += [(drop(tb), reason) for reason, drop in checks]
+    dropped = np.zeros(tb.n, bool)
+    for condition, _ in conditions:
+        dropped |= condition
+    arrays = [(pa.array(condition, pa.bool_()), reason) for condition, reason in conditions]
+    return Verdict(keep=~dropped, reason=reasons(arrays, tb.n))
+
+
+def _bound(value, name: str):
+    if value is not None and value < 0:
+        raise ValueError(f"`{name}` must not be negative (use null to switch the rule off)")
+    return value
+
+
+# --- C4 (Raffel et al. 2020, "Exploring the Limits of Transfer Learning with a Unified
+# Text-to-Text Transformer", section 2.2; reference code: TensorFlow Datasets `c4_utils`) ---
+
+_CITATION = r"\[\d*\]|\[edit\]|\[citation needed\]"
+
+
+class C4LinesRefiner(Refiner):
+    """Remove the lines C4 removes: no terminal punctuation, too few words, JavaScript, policies.
+
+    The text is split on "\\n" and each line stripped of surrounding whitespace; a line is dropped
+    if, in this order: a word (whitespace-separated) is longer than `max_word_chars`; after
+    removing Wikipedia-style citations ("[1]", "[edit]", "[citation needed]") and stripping again,
+    it does not end with one of `terminal_punctuation` or ends with "..."; it has fewer than
+    `min_words` words; it contains "javascript" (any case); it contains a policy phrase (any case:
+    "terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use
+    cookies"). Blank lines are always dropped. The kept lines, stripped and without citations,
+    are joined with "\\n"; a text losing every line becomes "" (run `c4_rules_filter` next, which
+    drops it for too few sentences, as C4 does). Null stays null.
+
+    Inputs:
+        text: the text to clean; rewritten in place.
+    Outputs:
+        (none: a refiner rewrites its input column)
+    Params:
+        terminal_punctuation: characters a kept line must end with (C4: . ? ! ").
+        min_words: fewest words a kept line may have (C4: 3); null keeps short lines.
+        max_word_chars: longest word a kept line may have (C4 code: 1000); null for no limit.
+        remove_citations: remove "[1]", "[edit]", "[citation needed]" (default true).
+        drop_javascript: drop lines mentioning JavaScript (default true).
+        drop_policy: drop lines with a policy phrase (default true).
+        policy_phrases: the policy phrases (default: C4's list above), matched case-insensitively.
+    """
+
+    name = "c4_lines_refiner"
+    inputs = {"text": Port("text whose lines are filtered; rewritten in place")}
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        terminal_punctuation: str = Field(
+            '.?!"', min_length=1, description='Characters a kept line must end with (C4: . ? ! ").'
+        )
+        min_words: int | None = Field(
+            3, ge=1, description="Fewest whitespace-separated words in a kept line."
+        )
+        max_word_chars: int | None = Field(
+            1000, ge=1, description="Drop lines with a longer word (code points)."
+        )
+        remove_citations: bool = Field(
+            True, description="Remove [1], [edit] and [citation needed] from lines."
+        )
+        drop_javascript: bool = Field(True, description="Drop lines containing 'javascript' (any case).")
+        drop_policy: bool = Field(True, description="Drop lines containing a policy phrase (any case).")
+        policy_phrases: list[str] = Field(
+            list(lists.C4_POLICY_PHRASES), description="Phrases marking policy/cookie notices."
+        )
+
+        @field_validator("policy_phrases")
+        @classmethod
+        def _nonempty(cls, phrases):
+            if any(not p.strip() for p in phrases):
+                raise ValueError("a policy phrase is empty")
+            return phrases
+
+    def refine(self, batch: Batch) -> dict[str, pa.Array]:
+        params = self.params
+        text = text_column(batch, "text")
+        split = pc.split_pattern(text, "\n")
+        lines = pc.utf8_trim_whitespace(split.flatten())
+        keep = pc.greater(pc.binary_length(lines), 0)
+        if params.max_word_chars is not None:
+            keep = pc.and_(keep, pc.invert(_has_long_word(lines, params.max_word_chars)))
+        if params.remove_citations:
+            lines = pc.utf8_rtrim_whitespace(pc.replace_substring_regex(lines, _CITATION, ""))
+        if params.terminal_punctuation:
+            ends = pc.match_substring_regex(lines, re2_class(params.terminal_punctuation) + r"\z")
+            keep = pc.and_(keep, pc.and_(ends, pc.invert(pc.ends_with(lines, "..."))))
+        if params.min_words is not None:
+            words, _ = word_and_line_counts(lines)
+            keep = pc.and_(keep, pc.greater_equal(words, params.min_words))
+        lowered = pc.utf8_lower(lines)
+        if params.drop_javascript:
+            keep = pc.and_(keep, pc.invert(pc.match_substring(lowered, "javascript")))
+        if params.drop_policy and params.policy_phrases:
+            pattern = "|".join(_literal(p.lower()) for p in params.policy_phrases)
+            keep = pc.and_(keep, pc.invert(pc.match_substring_regex(lowered, pattern)))
+        kept_before = np.zeros(len(lines) + 1, np.int64)
+        np.cumsum(keep.to_numpy(zero_copy_only=False), out=kept_before[1:])
+        offsets = pa.array(kept_before[list_offsets(split)])
+        rebuilt = pa.LargeListArray.from_arrays(offsets, pc.filter(lines, keep), mask=text.is_null())
+        return {"text": pc.binary_join(rebuilt, "\n").cast(text.type)}
+
+
+def _literal(text: str) -> str:
+    return "".join(c if c.isalnum() or c == " " else f"\\x{{{ord(c):X}}}" for c in text)
+
+
+def _has_long_word(lines: pa.Array, limit: int) -> pa.Array:
+    """Lines holding a whitespace-separated word of more than `limit` code points."""
+    long_lines = pc.greater(pc.utf8_length(lines), limit).to_numpy(zero_copy_only=False)
+    found = np.zeros(len(lines), bool)
+    for i in np.flatnonzero(long_lines):  # rare: only lines longer than the limit
+        found[i] = max(map(len, lines[int(i)].as_py().split()), default=0) > limit
+    return pa.array(found)
+
+
+class C4RulesFilter(Filter):
+    """Drop documents C4 drops: "lorem ipsum", curly brackets, too few sentences, bad words.
+
+    C4 removes whole pages containing "lorem ipsum" (any case) or a curly bracket "{", pages with
+    fewer than 5 sentences after line filtering, and pages with a word of a bad-word list. Run
+    `c4_lines_refiner` first for C4's order (C4 checks these on the kept lines only). Sentences are
+    counted as `structure_evaluator` counts them (terminal punctuation groups, a heuristic where C4
+    used a trained sentence splitter). Bad words are matched as in `flagged_words_evaluator`.
+    Reasons: "contains lorem ipsum", "contains {", "sentences < 5", "contains a bad word".
+
+    Inputs:
+        text: the document text.
+    Outputs:
+        (none: rows are kept or dropped)
+    Params:
+        drop_lorem_ipsum: drop documents containing "lorem ipsum" (default true).
+        drop_curly_bracket: drop documents containing "{" (default true).
+        min_sentences: fewest sentences a kept document has (C4: 5); null switches it off.
+        bad_words: words whose presence drops a document (default none).
+        bad_words_file: file with one bad word per line, relative to the current directory.
+    """
+
+    name = "c4_rules_filter"
+    inputs = {"text": Port("document text")}
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        drop_lorem_ipsum: bool = Field(
+            True, description="Drop documents containing 'lorem ipsum' (any case)."
+        )
+        drop_curly_bracket: bool = Field(True, description="Drop documents containing '{'.")
+        min_sentences: int | None = Field(5, ge=1, description="Fewest sentences a kept document has.")
+        bad_words: list[str] = Field([], description="Words whose presence drops a document.")
+        bad_words_file: str | None = Field(
+            None, description="File of bad words, one per line, relative to the CWD."
+        )
+
+        @field_validator("bad_words")
+        @classmethod
+        def _single_words(cls, words):
+            check_word_list(words, "bad_words")
+            return words
+
+        @model_validator(mode="after")
+        def _file_exists(self):
+            if self.bad_words_file is not None:
+                from pathlib import Path
+
+                if not Path(self.bad_words_file).is_file():
+                    raise ValueError(
+                        f"word list `{self.bad_words_file}` not found (paths are relative to the CWD)"
+                    )
+            return self
+
+    def __init__(self, params=None, inputs=None, outputs=None):
+        super().__init__(params, inputs, outputs)
+        words = list(self.params.bad_words)
+        if self.params.bad_words_file is not None:
+            extra = load_word_list(self.params.bad_words_file)
+            try:
+                check_word_list(extra, f"`{self.params.bad_words_file}`")
+            except ValueError as exc:
+                raise DataflowError(str(exc)) from None
+            words += extra
+        self.matcher = WordMatcher(words) if words else None
+
+    def filter(self, batch: Batch) -> Verdict:
+        tb = TextBatch(text_column(batch, "text"))
+        checks: list[Check] = []
+        if self.params.drop_lorem_ipsum:
+            checks.append(("contains lorem ipsum", lambda tb: _contains(tb, "lorem ipsum", ignore_case=True)))
+        if self.params.drop_curly_bracket:
+            checks.append(("contains {", lambda tb: _contains(tb, "{")))
+        if self.params.min_sentences is not None:
+            checks.append(threshold("sentences", "<", self.params.min_sentences, sentence_counts))
+        if self.matcher is not None:
+            checks.append(("contains a bad word", lambda tb: self.matcher.counts(tb) > 0))
+        return apply_checks(tb, checks, _null_reason(self))
+
+
+def _contains(tb: TextBatch, pattern: str, ignore_case: bool = False) -> np.ndarray:
+    return pc.match_substring(tb.array, pattern, ignore_case=ignore_case).to_numpy(zero_copy_only=False)
+
+
+def _null_reason(op) -> str:
+    return f"`{op.input_columns['text']}` is null"
+
+
+# --- FineWeb (Penedo et al. 2024, "The FineWeb Datasets"). Defaults are those of datatrove's
+# FineWebQualityFilter, which produced FineWeb: line_punct_thr=0.12, short_line_thr=0.67 with
+# short_line_length=30, char_duplicates_ratio=0.01, new_line_ratio=0.3. (The FineWeb blog post
+# quotes 0.1 for the duplicated-line characters; set max_dup_line_char_ratio: 0.1 for that.) ---
+
+
+class FinewebRulesFilter(Filter):
+    """Drop documents failing FineWeb's rules: line punctuation, short lines, repeats, lists.
+
+    Lines are non-empty stripped lines as in `structure_evaluator`; a text without any is dropped
+    ("no non-empty lines"). Rules, in order: punct_line_ratio < min_punct_line_ratio (lines
+    ending with terminal punctuation); short_line_ratio > max_short_line_ratio (lines of at most
+    `short_line_chars` code points); dup_line_char_ratio > max_dup_line_char_ratio (code points of
+    lines repeating an earlier line / code points, as in `repetition_evaluator`);
+    newline_word_ratio > max_newline_word_ratio ("\\n" count / whitespace words). FineWeb's
+    reference code drops at equality on some bounds and counts words with a tokenizer; here
+    bounds pass at equality and words are whitespace-separated.
+
+    Inputs:
+        text: the document text.
+    Outputs:
+        (none: rows are kept or dropped)
+    Params:
+        min_punct_line_ratio: lowest share of lines ending with terminal punctuation (0.12).
+        max_short_line_ratio: highest share of short lines (0.67).
+        short_line_chars: the longest line, in code points, that counts as short (30).
+        max_dup_line_char_ratio: highest share of code points in repeated lines (0.01).
+        max_newline_word_ratio: highest newlines per word (0.3).
+    """
+
+    name = "fineweb_rules_filter"
+    inputs = {"text": Port("document text")}
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        min_punct_line_ratio: float | None = Field(
+            0.12, description="Lowest share of lines ending in punctuation."
+        )
+        max_short_line_ratio: float | None = Field(0.67, description="Highest share of short lines.")
+        short_line_chars: int = Field(
+            30, ge=1, description="Lines of at most this many code points are short."
+        )
+        max_dup_line_char_ratio: float | None = Field(
+            0.01, description="Highest share of chars in repeated lines."
+        )
+        max_newline_word_ratio: float | None = Field(0.3, description="Highest number of newlines per word.")
+
+        @field_validator(
+            "min_punct_line_ratio",
+            "max_short_line_ratio",
+            "max_dup_line_char_ratio",
+            "max_newline_word_ratio",
+        )
+        @classmethod
+        def _not_negative(cls, value, info):
+            return _bound(value, info.field_name)
+
+    def filter(self, batch: Batch) -> Verdict:
+        params = self.params
+        tb = TextBatch(text_column(batch, "text"))
+        flags: dict[str, pa.Array] = {}
+
+        def lines(kind: str):
+            def values(tb: TextBatch) -> np.ndarray:
+                if not flags:
+                    flags.update(line_flags(tb, params.short_line_chars))
+                return line_ratio(tb, flags[kind])
+
+            return values
+
+        dup_chars = repetition_signals(tb)["dup_line_char_ratio"][0]
+        rules = [
+            ("punct_line_ratio", "<", params.min_punct_line_ratio, lines("punct")),
+            ("short_line_ratio", ">", params.max_short_line_ratio, lines("short")),
+            ("dup_line_char_ratio", ">", params.max_dup_line_char_ratio, lambda _: dup_chars()),
+            (
+                "newline_word_ratio",
+                ">",
+                params.max_newline_word_ratio,
+                lambda tb: ratio(tb.count("\n"), tb.word_counts),
+            ),
+        ]
+        checks: list[Check] = [("no non-empty lines", lambda tb: np.diff(tb.lines[1]) == 0)]
+        checks += [threshold(*rule) for rule in rules if rule[2] is not None]
+        return apply_checks(tb, checks, _null_reason(self))
+
+
+# --- Gopher (Rae et al. 2021, appendix A.1.1 "quality filters" and table A1 "repetition");
+# default thresholds are the paper's. ---
+
+GOPHER_TOP = {2: 0.20, 3: 0.18, 4: 0.16}
+GOPHER_DUP = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+
+
+class GopherRulesFilter(Filter):
+    """Drop documents failing Gopher's quality and repetition rules (Rae et al. 2021).
+
+    Rules, in order (signals as defined by `word_stats_evaluator`, `structure_evaluator` and
+    `repetition_evaluator`; words are whitespace-separated): words outside [min_words,
+    max_words]; mean_word_length outside [min_mean_word_length, max_mean_word_length];
+    symbol_word_ratio > max_symbol_word_ratio ("#" or ellipses per word); bullet_line_ratio >
+    max_bullet_line_ratio; ellipsis_line_ratio > max_ellipsis_line_ratio; alpha_word_ratio <
+    min_alpha_word_ratio; stop_words < min_stop_words, counting Gopher's stop words (the, be, to,
+    of, and, that, have, with); then the repetition rules dup_line_ratio, dup_para_ratio,
+    dup_line_char_ratio, dup_para_char_ratio, top_{2,3,4}_gram_char_ratio and
+    dup_{5..10}_gram_char_ratio above their maxima. The repetition signals are only computed for
+    rows that pass the other rules. Lines are non-empty lines (the paper does not say).
+
+    Inputs:
+        text: the document text.
+    Outputs:
+        (none: rows are kept or dropped)
+    Params:
+        min_words: fewest words (50).
+        max_words: most words (100000).
+        min_mean_word_length: shortest mean word length in code points (3).
+        max_mean_word_length: longest mean word length (10).
+        max_symbol_word_ratio: most "#" or ellipses per word (0.1).
+        max_bullet_line_ratio: highest share of lines starting with a bullet (0.9).
+        max_ellipsis_line_ratio: highest share of lines ending with an ellipsis (0.3).
+        min_alpha_word_ratio: lowest share of words containing a letter (0.8).
+        min_stop_words: fewest Gopher stop words (2).
+        max_dup_line_ratio: highest share of repeated lines (0.3).
+        max_dup_para_ratio: highest share of repeated paragraphs (0.3).
+        max_dup_line_char_ratio: highest share of characters in repeated lines (0.2).
+        max_dup_para_char_ratio: highest share of characters in repeated paragraphs (0.2).
+        max_top_ngram_char_ratio: n -> highest top word n-gram character share ({2: 0.2, 3: 0.18,
+            4: 0.16}); n in 2..4, {} switches these rules off.
+        max_dup_ngram_char_ratio: n -> highest repeated word n-gram character share ({5: 0.15,
+            6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.1}); n in 5..10, {} switches them off.
+    """
+
+    name = "gopher_rules_filter"
+    inputs = {"text": Port("document text")}
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        min_words: int | None = Field(50, ge=0, description="Fewest whitespace-separated words.")
+        max_words: int | None = Field(100_000, ge=0, description="Most whitespace-separated words.")
+        min_mean_word_length: float | None = Field(3, description="Shortest mean word length (code points).")
+        max_mean_word_length: float | None = Field(10, description="Longest mean word length (code points).")
+        max_symbol_word_ratio: float | None = Field(0.1, description="Most '#' or ellipses per word.")
+        max_bullet_line_ratio: float | None = Field(0.9, description="Highest share of bullet lines.")
+        max_ellipsis_line_ratio: float | None = Field(
+            0.3, description="Highest share of lines ending in an ellipsis."
+        )
+        min_alpha_word_ratio: float | None = Field(
+            0.8, description="Lowest share of words containing a letter."
+        )
+        min_stop_words: int | None = Field(
+            2, ge=0, description="Fewest Gopher stop words (the, be, to, of, ...)."
+        )
+        max_dup_line_ratio: float | None = Field(0.3, description="Highest share of repeated lines.")
+        max_dup_para_ratio: float | None = Field(0.3, description="Highest share of repeated paragraphs.")
+        max_dup_line_char_ratio: float | None = Field(
+            0.2, description="Highest share of chars in repeated lines."
+        )
+        max_dup_para_char_ratio: float | None = Field(
+            0.2, description="Highest share of chars in repeated paragraphs."
+        )
+        max_top_ngram_char_ratio: dict[int, float] = Field(
+            dict(GOPHER_TOP), description="n (2..4) -> highest character share of the top word n-gram."
+        )
+        max_dup_ngram_char_ratio: dict[int, float] = Field(
+            dict(GOPHER_DUP), description="n (5..10) -> highest character share of repeated word n-grams."
+        )
+
+        @field_validator(
+            "min_mean_word_length",
+            "max_mean_word_length",
+            "max_symbol_word_ratio",
+            "max_bullet_line_ratio",
+            "max_ellipsis_line_ratio",
+            "min_alpha_word_ratio",
+            "max_dup_line_ratio",
+            "max_dup_para_ratio",
+            "max_dup_line_char_ratio",
+            "max_dup_para_char_ratio",
+        )
+        @classmethod
+        def _not_negative(cls, value, info):
+            return _bound(value, info.field_name)
+
+        @field_validator("max_top_ngram_char_ratio", "max_dup_ngram_char_ratio")
+        @classmethod
+        def _ngram_sizes(cls, value, info):
+            allowed = TOP_NGRAMS if info.field_name == "max_top_ngram_char_ratio" else DUP_NGRAMS
+            for n, bound in value.items():
+                if n not in allowed:
+                    raise ValueError(f"n-gram size {n} is not one of {', '.join(map(str, allowed))}")
+                _bound(bound, f"{info.field_name}[{n}]")
+            return dict(sorted(value.items()))
+
+        @model_validator(mode="after")
+        def _ordered(self):
+            for low, high in (("min_words", "max_words"), ("min_mean_word_length", "max_mean_word_length")):
+                a, b = getattr(self, low), getattr(self, high)
+                if a is not None and b is not None and a > b:
+                    raise ValueError(
+                        f"`{low}` ({format_bound(a)}) is greater than `{high}` ({format_bound(b)})"
+                    )
+            return self
+
+    def filter(self, batch: Batch) -> Verdict:
+        p = self.params
+        tb = TextBatch(text_column(batch, "text"))
+        flags: dict[str, pa.Array] = {}
+
+        def lines(kind: str):
+            def values(tb: TextBatch) -> np.ndarray:
+                if not flags:
+                    flags.update(line_flags(tb))
+                return line_ratio(tb, flags[kind])
+
+            return values
+
+        def mean_word_length(tb: TextBatch) -> np.ndarray:
+            counts = tb.class_counts
+            return ratio(counts.sum(axis=1) - counts[:, SPACE], tb.word_counts)
+
+        quality = [
+            ("words", "<", p.min_words, lambda tb: tb.word_counts),
+            ("words", ">", p.max_words, lambda tb: tb.word_counts),
+            ("mean_word_length", "<", p.min_mean_word_length, mean_word_length),
+            ("mean_word_length", ">", p.max_mean_word_length, mean_word_length),
+            ("symbol_word_ratio", ">", p.max_symbol_word_ratio, symbol_word_ratio),
+            ("bullet_line_ratio", ">", p.max_bullet_line_ratio, lines("bullet")),
+            ("ellipsis_line_ratio", ">", p.max_ellipsis_line_ratio, lines("ellipsis")),
+            ("alpha_word_ratio", "<", p.min_alpha_word_ratio, alpha_word_ratio),
+            ("stop_words", "<", p.min_stop_words, lambda tb: stop_word_counts(tb, lists.GOPHER_STOP_WORDS)),
+        ]
+        verdict = apply_checks(tb, [threshold(*r) for r in quality if r[2] is not None], _null_reason(self))
+        repetition = [
+            ("dup_line_ratio", p.max_dup_line_ratio),
+            ("dup_para_ratio", p.max_dup_para_ratio),
+            ("dup_line_char_ratio", p.max_dup_line_char_ratio),
+            ("dup_para_char_ratio", p.max_dup_para_char_ratio),
+            *((f"top_{n}_gram_char_ratio", b) for n, b in p.max_top_ngram_char_ratio.items()),
+            *((f"dup_{n}_gram_char_ratio", b) for n, b in p.max_dup_ngram_char_ratio.items()),
+        ]
+        repetition = [(name, bound) for name, bound in repetition if bound is not None]
+        survivors = np.flatnonzero(np.asarray(verdict.keep))
+        if not repetition or len(survivors) == 0:
+            return verdict
+        sub = TextBatch(pc.take(tb.array, pa.array(survivors)))
+        signals = repetition_signals(sub)
+        checks = [
+            threshold(name, ">", bound, lambda _, f=signals[name][0]: f()) for name, bound in repetition
+        ]
+        second = apply_checks(sub, checks, "")
+        keep = np.asarray(verdict.keep).copy()
+        keep[survivors] = np.asarray(second.keep)
+        reason = pc.replace_with_mask(
+            verdict.reason,
+            pa.array(np.isin(np.arange(tb.n), survivors)),
+            second.reason.cast(verdict.reason.type),
+        )
+        return Verdict(keep=keep, reason=reason)
