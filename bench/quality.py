@@ -50,7 +50,7 @@ def make_docs(count: int, seed: int = 0, mean_chars: int = 1300) -> list[str]:
     weights = [1.0 / (rank + 1) for rank in range(len(COMMON))]
     docs = []
     for _ in range(count):
-        target = max(100, int(rng.gauss(mean_chars, 350)))
+        target = max(100, int(rng.gauss(mean_chars * 0.88, 300)))
         parts: list[str] = []
         size = 0
         if rng.random() < 0.4:
@@ -77,7 +77,12 @@ def make_docs(count: int, seed: int = 0, mean_chars: int = 1300) -> list[str]:
 
 
 def operators():
-    from operators.quality import CharRatioEvaluator, FlaggedWordsEvaluator, StructureEvaluator, WordStatsEvaluator
+    from operators.quality import (
+        CharRatioEvaluator,
+        FlaggedWordsEvaluator,
+        StructureEvaluator,
+        WordStatsEvaluator,
+    )
     from operators.quality_rules import C4LinesRefiner, C4RulesFilter, FinewebRulesFilter, GopherRulesFilter
     from operators.repetition import RepetitionEvaluator
     from operators.text import LengthEvaluator
@@ -88,7 +93,9 @@ def operators():
     return {
         "length_evaluator (words)": LengthEvaluator(),
         "word_stats_evaluator signals=[words]": op(WordStatsEvaluator, signals=["words"]),
-        "char_ratio_evaluator signals=[special_char_ratio]": op(CharRatioEvaluator, signals=["special_char_ratio"]),
+        "char_ratio_evaluator signals=[special_char_ratio]": op(
+            CharRatioEvaluator, signals=["special_char_ratio"]
+        ),
         "char_ratio_evaluator (all 5)": op(CharRatioEvaluator),
         "repetition_evaluator signals=[char_rep_ratio]": op(RepetitionEvaluator, signals=["char_rep_ratio"]),
         "repetition_evaluator signals=[word_rep_ratio]": op(RepetitionEvaluator, signals=["word_rep_ratio"]),
@@ -108,7 +115,9 @@ def operators():
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--docs", type=int, default=10000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()

@@ -1,14 +1,15 @@
 """Pretraining-filter benchmark: quality filters, exact and MinHash dedup over a web-like corpus.
 
-    python bench/text_filters.py [--docs 200000] [--batch-size 10000] [--seed 7]
+    python bench/text_filters.py [--docs 200000] [--batch-size 10000] [--seed 7] [--regex-quality]
 
 Generates the corpus of `text_corpus.py` once (cached under bench/data/), runs a spec through
 `dataflow run --fresh --json` in a subprocess and reports the wall time, each stage's docs/s
 (rows in / seconds computing, from the run stats) and the subprocess's peak RSS (os.wait4).
-Stages: word count (length_evaluator + range_filter), special characters and character
-repetition (char_ratio_evaluator / repetition_evaluator when installed, else regex_filter
-stand-ins), exact dedup (exact_dedup_filter) and MinHash dedup (word 5-grams, 256 permutations,
-Jaccard 0.7).
+Stages: word count (length_evaluator + range_filter: 50..100k words), special characters
+(char_ratio_evaluator + range_filter: special_char_ratio <= 0.25) and character repetition
+(repetition_evaluator + range_filter: char_rep_ratio of 10-grams <= 0.5), with regex_filter
+stand-ins when those evaluators are not installed, exact dedup (exact_dedup_filter) and MinHash
+dedup (word 5-grams, 256 permutations, Jaccard 0.7).
 
 Correctness, measured against the planted duplicates and exact Jaccard similarities of word
 5-gram sets (the operator's own normalization, in pure Python):
@@ -68,6 +69,7 @@ def installed_operators() -> set[str]:
 
 
 def quality_stages(available: set[str]) -> tuple[str, list[str]]:
+    """The quality stages of the spec: the signal operators when installed, else regex stand-ins."""
     notes = []
     stages = """\
   - name: measure
@@ -77,21 +79,40 @@ def quality_stages(available: set[str]) -> tuple[str, list[str]]:
     inputs: {value: words}
     params: {min: 50, max: 100000}
 """
-    # The regex stand-ins are used unless the quality-signal operators are registered; their
-    # parameters are not assumed here, so wiring them in is a one-line change when they land.
-    stages += f"""\
+    if "char_ratio_evaluator" in available:
+        stages += """\
+  - name: char_ratio
+    op: char_ratio_evaluator
+    params: {signals: [special_char_ratio]}
+  - name: special_chars
+    op: range_filter
+    inputs: {value: special_char_ratio}
+    params: {max: 0.25}
+"""
+    else:
+        notes.append("char_ratio_evaluator not installed: regex_filter stand-in for special characters")
+        stages += f"""\
   - name: special_chars
     op: regex_filter
     params: {{pattern: {json.dumps(SPECIAL_REGEX)}, mode: drop_matching}}
+"""
+    if "repetition_evaluator" in available:
+        stages += """\
+  - name: repetition
+    op: repetition_evaluator
+    params: {char_ngram: 10, signals: [char_rep_ratio]}
+  - name: char_repetition
+    op: range_filter
+    inputs: {value: char_rep_ratio}
+    params: {max: 0.5}
+"""
+    else:
+        notes.append("repetition_evaluator not installed: regex_filter stand-in for character repetition")
+        stages += f"""\
   - name: char_repetition
     op: regex_filter
     params: {{pattern: {json.dumps(REPEAT_REGEX)}, mode: drop_matching, ignore_case: true}}
 """
-    for name in ("char_ratio_evaluator", "repetition_evaluator"):
-        if name in available:
-            notes.append(f"{name} is installed but not wired in: regex_filter stand-in used")
-        else:
-            notes.append(f"{name} not installed: regex_filter stand-in used")
     return stages, notes
 
 
@@ -219,11 +240,16 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument(
+        "--regex-quality",
+        action="store_true",
+        help="use the regex_filter stand-ins even when the quality-signal evaluators are installed",
+    )
     args = parser.parse_args()
     t0 = time.perf_counter()
     corpus = ensure_corpus(args.docs, args.seed)
     print(f"corpus: {corpus} ({time.perf_counter() - t0:.1f} s to make or find)")
-    quality, notes = quality_stages(installed_operators())
+    quality, notes = quality_stages(set() if args.regex_quality else installed_operators())
     for note in notes:
         print("note:", note)
     with tempfile.TemporaryDirectory(prefix="dataflow-bench-text-") as tmp:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib.metadata import EntryPoint, entry_points
 
 from dataflow_cli.errors import DataflowError, SpecError, did_you_mean
@@ -59,7 +59,7 @@ def entries() -> dict[str, Entry]:
     return dict(sorted(found.items()))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str):
     """The operator class registered as `name`; a clear error if unknown or broken."""
     known = entries()

@@ -59,24 +59,24 @@ def mix64(x: np.ndarray) -> np.ndarray:
 
 
 class _Powers:
-    """`B**j` and `B**-j` mod 2**64 for j < n, grown on demand (thread-safe, read-mostly)."""
+    """`B**j` and `B**-j` mod 2**64 for j < n, grown on demand (thread-safe: the two tables are
+    swapped together as one tuple)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.up = np.ones(1, np.uint64)
-        self.down = np.ones(1, np.uint64)
+        self.tables = (np.ones(1, np.uint64), np.ones(1, np.uint64))
 
     def get(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        up, down = self.up, self.down
+        up, down = self.tables
         if len(up) >= n:
             return up[:n], down[:n]
         size = max(n, 2 * len(up))
-        new_up, new_down = _power_table(_BASE, size), _power_table(_BASE_INV, size)
+        new = (_power_table(_BASE, size), _power_table(_BASE_INV, size))
         if size <= 4 * CHUNK_BYTES:  # keep tables of usual chunk sizes; a huge document's are not
             with self._lock:
-                if len(self.up) < size:
-                    self.up, self.down = new_up, new_down
-        return new_up[:n], new_down[:n]
+                if len(self.tables[0]) < size:
+                    self.tables = new
+        return new[0][:n], new[1][:n]
 
 
 def _power_table(base: int, n: int) -> np.ndarray:

@@ -3,8 +3,8 @@
 An n-gram (a window of n code points or n words inside one row) is identified by a 64-bit
 polynomial hash of its symbols plus a per-row term, so equal n-grams of different rows never
 match. Two different n-grams of one row share a hash with probability about 2**-64 per pair, which
-we accept. `dup_mask` finds the keys that occur more than once with hash buckets, sorting only what the
-buckets cannot settle; sorting everything would be several times slower.
+we accept. `dup_mask` finds the keys occurring more than once with a hash table (pandas' kernel,
+or a numpy fallback), chunk by chunk so the table stays in cache: sorting would be slower.
 """
 
 from __future__ import annotations
@@ -26,30 +26,41 @@ _MAX_BITS = 22  # largest bucket table: 4M entries
 CHUNK = 1 << 14  # n-grams hashed and checked at once (hash tables stay in cache)
 
 
+def _power(m: int) -> np.uint64:
+    return np.uint64(pow(int(_BASE), m, 1 << 64))
+
+
 def window_hashes(symbols: np.ndarray, n: int) -> np.ndarray:
-    """Polynomial hash of every window of `n` consecutive symbols (len(symbols) - n + 1 values)."""
-    powers = {1: _BASE}
-    done = {1: symbols.astype(np.uint64)}
+    """Polynomial hash of every window of `n` consecutive symbols (len(symbols) - n + 1 values).
 
-    def hashes(m: int) -> np.ndarray:
-        # H(s[i:i+a+b]) = H(s[i:i+a]) * BASE**b + H(s[i+a:i+a+b]); halving keeps it to log2(n) steps.
-        if m not in done:
-            a = m // 2
-            b = m - a
-            left, right = hashes(a), hashes(b)
-            count = len(symbols) - m + 1
-            done[m] = left[:count] * power(b) + right[a : a + count]
-        return done[m]
-
-    def power(m: int) -> np.uint64:
-        if m not in powers:
-            powers[m] = np.uint64(pow(int(_BASE), m, 1 << 64))
-        return powers[m]
-
-    if len(symbols) < n:
+    Built from power-of-two pieces, H(s[i:i+a+b]) = H(s[i:i+a]) * BASE**b + H(s[i+a:i+a+b]), so it
+    takes O(log n) vector operations.
+    """
+    total = len(symbols)
+    if total < n:
         return np.zeros(0, np.uint64)
+    piece = symbols.astype(np.uint64)
+    piece_len = 1
+    window = None
+    window_len = 0
+    remaining = n
     with np.errstate(over="ignore"):
-        return hashes(n)
+        while True:
+            if remaining & 1:
+                if window is None:
+                    window, window_len = piece, piece_len
+                else:
+                    count = total - window_len - piece_len + 1
+                    window = window[:count] * _power(piece_len) + piece[window_len : window_len + count]
+                    window_len += piece_len
+            remaining >>= 1
+            if not remaining:
+                break
+            count = total - 2 * piece_len + 1
+            doubled = piece[:count] * _power(piece_len)
+            doubled += piece[piece_len : piece_len + count]
+            piece, piece_len = doubled, 2 * piece_len
+    return window[: total - n + 1]
 
 
 def ngram_keys(symbols: np.ndarray, offsets: np.ndarray, n: int) -> np.ndarray:
@@ -60,15 +71,19 @@ def ngram_keys(symbols: np.ndarray, offsets: np.ndarray, n: int) -> np.ndarray:
     total = len(symbols)
     keys = np.empty(total, np.uint64)
     hashes = window_hashes(symbols, n)
-    lengths = np.diff(offsets)
+    count = len(hashes)
     with np.errstate(over="ignore"):
-        rows = np.repeat(np.arange(len(lengths), dtype=np.uint64) * _ROW, lengths)
-        keys[: len(hashes)] = hashes + rows[: len(hashes)]
+        if count:
+            rows = np.repeat(np.arange(len(offsets) - 1, dtype=np.uint64) * _ROW, np.diff(offsets))
+            np.add(hashes, rows[:count], out=keys[:count])
         # The last n-1 positions of each row (all of a shorter row) start no full window.
-        tail = (offsets[1:, None] - np.arange(1, n)[None, :]).ravel()
-        tail = tail[tail >= np.repeat(offsets[:-1], n - 1)]
-        tail = np.union1d(tail, np.arange(len(hashes), total))
+        sizes = np.minimum(np.diff(offsets), n - 1)
+        firsts = np.zeros(len(sizes) + 1, np.int64)
+        np.cumsum(sizes, out=firsts[1:])
+        tail = np.arange(firsts[-1]) + np.repeat(offsets[1:] - sizes - firsts[:-1], sizes)
         keys[tail] = np.arange(1, len(tail) + 1, dtype=np.uint64) * _JUNK
+        end = np.arange(len(tail) + 1, len(tail) + 1 + total - count, dtype=np.uint64)
+        keys[count:] = end * _JUNK
     return keys
 
 
@@ -89,13 +104,27 @@ def _tables(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tables
 
 
+_kernels: dict[str, object] = {}
+
+
 def _pandas_duplicated():
     """pandas' hash-table `duplicated` kernel (about twice as fast as `bucket_dup_mask`), or None."""
+    if "duplicated" not in _kernels:
+        try:
+            from pandas._libs.hashtable import duplicated
+        except ImportError:  # pragma: no cover - pandas moved its internals
+            duplicated = None
+        _kernels["duplicated"] = duplicated
+    return _kernels["duplicated"]
+
+
+def unique(keys: np.ndarray) -> np.ndarray:
+    """The distinct values of `keys` (uint64), in any order."""
     try:
-        from pandas._libs.hashtable import duplicated
-    except ImportError:  # pragma: no cover - pandas moved its internals
-        return None
-    return duplicated
+        from pandas import unique as pandas_unique
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        return np.unique(keys)
+    return np.asarray(pandas_unique(keys))
 
 
 def dup_mask(keys: np.ndarray) -> np.ndarray:
@@ -147,17 +176,14 @@ def bucket_dup_mask(keys: np.ndarray) -> np.ndarray:
     return out
 
 
-def dup_runs(keys: np.ndarray, dup: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Groups of equal duplicated keys: (first position, count, positions sorted by group)."""
+def first_duplicates(keys: np.ndarray, dup: np.ndarray) -> np.ndarray:
+    """The first position of each distinct duplicated key."""
     positions = np.flatnonzero(dup)
-    order = np.argsort(keys[positions], kind="stable")
-    positions = positions[order]
-    ordered = keys[positions]
-    starts = (
-        np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]])) if len(ordered) else positions
-    )
-    counts = np.diff(np.append(starts, len(positions)))
-    return positions[starts], counts, positions
+    if len(positions) == 0:
+        return positions
+    order = np.argsort(keys[positions], kind="stable")  # stable: the first position leads its group
+    ordered = keys[positions[order]]
+    return positions[order[np.concatenate([[True], ordered[1:] != ordered[:-1]])]]
 
 
 def repeated_fraction(symbols: np.ndarray, offsets: np.ndarray, n: int) -> np.ndarray:
@@ -173,80 +199,124 @@ def repeated_fraction(symbols: np.ndarray, offsets: np.ndarray, n: int) -> np.nd
 
 def covered(starts: np.ndarray, n: int) -> np.ndarray:
     """Symbols inside at least one window of `n` starting at a True position of `starts`."""
-    total = np.zeros(len(starts) + 1, np.int64)
-    np.cumsum(starts, out=total[1:])
-    ends = np.arange(1, len(starts) + 1)
-    return (total[ends] - total[np.maximum(ends - n, 0)]) > 0
+    inside = starts.copy()
+    for k in range(1, min(n, len(starts))):
+        inside[k:] |= starts[:-k]
+    return inside
 
 
-def duplicate_ngram_char_fraction(
-    word_ids: np.ndarray, lengths: np.ndarray, offsets: np.ndarray, n: int
-) -> np.ndarray:
-    """Per row: characters of words inside any repeated word n-gram / characters of all words."""
-    inside = np.zeros(len(word_ids), bool)
-    for d0, d1 in chunk_bounds(offsets, CHUNK):
-        lo, hi = offsets[d0], offsets[d1]
-        dup = dup_mask(ngram_keys(word_ids[lo:hi], offsets[d0 : d1 + 1] - lo, n))
-        inside[lo:hi] = covered(dup, n)
-    return ratio(segment_sum(np.where(inside, lengths, 0), offsets), segment_sum(lengths, offsets))
+def dup_mask_by_rows(keys: np.ndarray, row_offsets: np.ndarray) -> np.ndarray:
+    """`dup_mask` over keys grouped by row (keys of different rows never match), chunk by chunk."""
+    dup = np.zeros(len(keys), bool)
+    for d0, d1 in chunk_bounds(row_offsets, CHUNK):
+        lo, hi = row_offsets[d0], row_offsets[d1]
+        dup[lo:hi] = dup_mask(keys[lo:hi])
+    return dup
 
 
-def top_ngram_char_fraction(
-    word_ids: np.ndarray, lengths: np.ndarray, offsets: np.ndarray, n: int
-) -> np.ndarray:
-    """Per row: characters of words covered by the most frequent repeated word n-gram / all.
+class WordNgrams:
+    """Repeated word n-grams of a batch, for n = 1, 2, ... computed incrementally.
 
-    The most frequent n-gram is the one with the most occurrences, ties going to the one with more
-    characters, then to the one occurring first. Rows where no n-gram repeats get 0.0.
+    If the n+1 words starting at a position occur again in the row, so do the first n of them:
+    only the positions whose n-gram repeats are candidates at n+1, so the work shrinks with n.
     """
-    inside = np.zeros(len(word_ids), bool)
-    char_sums = np.zeros(len(word_ids) + 1, np.int64)
-    np.cumsum(lengths, out=char_sums[1:])
-    for d0, d1 in chunk_bounds(offsets, CHUNK):
-        lo, hi = offsets[d0], offsets[d1]
-        local = offsets[d0 : d1 + 1] - lo
-        keys = ngram_keys(word_ids[lo:hi], local, n)
-        first, counts, _ = dup_runs(keys, dup_mask(keys))
-        if len(first) == 0:
-            continue
-        chars = char_sums[lo + np.minimum(first + n, hi - lo)] - char_sums[lo + first]
-        rows = row_of(first, local)
-        # Best group per row: most occurrences, then most characters, then earliest.
-        order = np.lexsort((first, -chars, -counts, rows))
-        best = order[np.concatenate([[True], rows[order][1:] != rows[order][:-1]])]
-        top_key = np.zeros(d1 - d0, np.uint64)
-        has_top = np.zeros(d1 - d0, bool)
-        top_key[rows[best]] = keys[first[best]]
+
+    def __init__(self, ids: np.ndarray, lengths: np.ndarray, offsets: np.ndarray):
+        self.ids = ids.astype(np.uint64)
+        self.offsets = offsets
+        counts = np.diff(offsets)
+        self.rows = np.repeat(np.arange(len(counts)), counts)
+        self.row_end = np.repeat(offsets[1:], counts)
+        self.lengths = lengths
+        self.char_sums = np.zeros(len(ids) + 1, np.int64)
+        np.cumsum(lengths, out=self.char_sums[1:])
+        self.word_chars = segment_sum(lengths, offsets)
+        self.levels: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def repeated(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(start positions, hashes) of the n-word windows whose n-gram occurs twice or more in its row."""
+        if n not in self.levels:
+            if n == 1:
+                positions, hashes = np.arange(len(self.ids)), self.ids
+            else:
+                previous, previous_hashes = self.repeated(n - 1)
+                valid = previous + n <= self.row_end[previous]
+                positions = previous[valid]
+                with np.errstate(over="ignore"):
+                    hashes = previous_hashes[valid] * _BASE + self.ids[positions + n - 1]
+            keys = self._keys(positions, hashes)
+            dup = dup_mask_by_rows(keys, np.searchsorted(positions, self.offsets))
+            self.levels[n] = (positions[dup], hashes[dup])
+        return self.levels[n]
+
+    def _keys(self, positions: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return hashes + self.rows[positions].astype(np.uint64) * _ROW
+
+    def repeated_fraction(self, n: int) -> np.ndarray:
+        """Per row: windows whose n-gram repeats / windows."""
+        positions, _ = self.repeated(n)
+        repeats = np.bincount(self.rows[positions], minlength=len(self.offsets) - 1)
+        return ratio(repeats, window_counts(self.offsets, n))
+
+    def _covered_chars(self, starts: np.ndarray, n: int) -> np.ndarray:
+        flags = np.zeros(len(self.ids), bool)
+        flags[starts] = True
+        inside = np.flatnonzero(covered(flags, n))
+        chars = np.bincount(self.rows[inside], weights=self.lengths[inside], minlength=len(self.offsets) - 1)
+        return ratio(chars, self.word_chars)
+
+    def duplicate_char_fraction(self, n: int) -> np.ndarray:
+        """Per row: characters of words inside any repeated n-gram / characters of all words."""
+        return self._covered_chars(self.repeated(n)[0], n)
+
+    def top_char_fraction(self, n: int) -> np.ndarray:
+        """Per row: characters of words covered by the most frequent repeated n-gram / all.
+
+        The most frequent n-gram has the most occurrences, ties going to the one with more
+        characters, then to the one occurring first; rows where no n-gram repeats get 0.0.
+        """
+        positions, hashes = self.repeated(n)
+        if len(positions) == 0:
+            return np.zeros(len(self.offsets) - 1)
+        keys = self._keys(positions, hashes)
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        group_start = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+        counts = np.diff(np.append(group_start, len(order)))
+        first = positions[order[group_start]]
+        chars = self.char_sums[first + n] - self.char_sums[first]
+        rows = self.rows[first]
+        best = np.lexsort((first, -chars, -counts, rows))
+        best = best[np.concatenate([[True], rows[best][1:] != rows[best][:-1]])]
+        top_key = np.zeros(len(self.offsets) - 1, np.uint64)
+        has_top = np.zeros(len(self.offsets) - 1, bool)
+        top_key[rows[best]] = ordered[group_start[best]]
         has_top[rows[best]] = True
-        position_rows = np.repeat(np.arange(d1 - d0), np.diff(local))
-        starts = has_top[position_rows] & (keys == top_key[position_rows])
-        inside[lo:hi] = covered(starts, n)
-    return ratio(segment_sum(np.where(inside, lengths, 0), offsets), segment_sum(lengths, offsets))
+        own_rows = self.rows[positions]
+        return self._covered_chars(positions[has_top[own_rows] & (keys == top_key[own_rows])], n)
 
 
-def duplicate_parts(
-    parts, offsets: np.ndarray, with_chars: bool = True
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Per row: (parts that repeat an earlier equal part of the row, their code points or None).
+def duplicate_parts(parts, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: (parts repeating an earlier equal part of the row, code points of those parts).
 
-    `parts` are strings (words, lines or paragraphs) grouped per row by `offsets`; the first
-    occurrence of each distinct part is not a duplicate, every later one is.
+    `parts` are strings (lines or paragraphs) grouped per row by `offsets`; the first occurrence
+    of each distinct part is not a duplicate, every later one is.
     """
     n_rows = len(offsets) - 1
     if len(parts) == 0:
-        return np.zeros(n_rows, np.int64), np.zeros(n_rows, np.int64) if with_chars else None
+        return np.zeros(n_rows, np.int64), np.zeros(n_rows, np.int64)
     ids = pc.dictionary_encode(parts).indices.to_numpy(zero_copy_only=False).astype(np.uint64)
     rows = np.repeat(np.arange(n_rows, dtype=np.uint64), np.diff(offsets))
     keys = (rows << np.uint64(32)) | ids  # exact: row and part id
     dup = dup_mask(keys)
-    first, _, _ = dup_runs(keys, dup)
+    first = first_duplicates(keys, dup)
+    dup_positions = np.flatnonzero(dup)
+    dup_rows = row_of(dup_positions, offsets)
     first_rows = row_of(first, offsets)
-    dup_rows = row_of(np.flatnonzero(dup), offsets)
     count = np.bincount(dup_rows, minlength=n_rows) - np.bincount(first_rows, minlength=n_rows)
-    if not with_chars:
-        return count, None
     lengths = pc.utf8_length(parts).to_numpy(zero_copy_only=False).astype(np.int64)
-    chars = np.bincount(dup_rows, weights=lengths[dup], minlength=n_rows) - np.bincount(
+    chars = np.bincount(dup_rows, weights=lengths[dup_positions], minlength=n_rows) - np.bincount(
         first_rows, weights=lengths[first], minlength=n_rows
     )
     return count, np.rint(chars).astype(np.int64)

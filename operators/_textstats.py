@@ -160,11 +160,11 @@ class TextBatch:
             if len(raw) == 0 or int(raw.max()) < 0x80:
                 cps = raw
             else:
-                cps = np.frombuffer(raw.tobytes().decode("utf-8").encode("utf-32-le"), np.uint32)
-            offsets = char_offsets[d0 : d1 + 1] - char_offsets[d0]
-            if len(cps) != offsets[-1]:
-                raise DataflowError("text is not valid UTF-8", hint="re-encode the input as UTF-8")
-            yield d0, d1, cps, offsets
+                try:
+                    cps = np.frombuffer(raw.tobytes().decode("utf-8").encode("utf-32-le"), np.uint32)
+                except UnicodeDecodeError as exc:
+                    raise DataflowError(f"text is not valid UTF-8 ({exc.reason})") from None
+            yield d0, d1, cps, char_offsets[d0 : d1 + 1] - char_offsets[d0]
 
     @cached_property
     def class_counts(self) -> np.ndarray:
@@ -196,21 +196,39 @@ class TextBatch:
         return word_and_line_counts(self.array)[0].to_numpy(zero_copy_only=False)
 
     @cached_property
-    def word_lengths(self) -> np.ndarray:
-        """Code points per word."""
-        return pc.utf8_length(self.words[0]).to_numpy(zero_copy_only=False).astype(np.int64)
+    def vocabulary(self) -> tuple[np.ndarray, pa.Array]:
+        """(id of each word, the distinct words): per-word work is done once per distinct word."""
+        encoded = pc.dictionary_encode(self.words[0])
+        return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary
 
-    @cached_property
-    def normalized_words(self) -> pa.Array:
-        """Words lowercased and stripped of surrounding punctuation (for word-list lookups)."""
-        from operators._wordlists import WORD_EDGE_PUNCTUATION
-
-        return pc.utf8_trim(pc.utf8_lower(self.words[0]), characters=WORD_EDGE_PUNCTUATION)
-
-    @cached_property
+    @property
     def word_ids(self) -> np.ndarray:
         """An integer per word, equal for equal words (within this batch)."""
-        return pc.dictionary_encode(self.words[0]).indices.to_numpy(zero_copy_only=False)
+        return self.vocabulary[0]
+
+    def per_word(self, vocabulary_values: pa.Array | np.ndarray) -> np.ndarray:
+        """Values computed for each distinct word, spread to every word."""
+        values = vocabulary_values
+        if not isinstance(values, np.ndarray):
+            values = values.to_numpy(zero_copy_only=False)
+        return values[self.word_ids]
+
+    @cached_property
+    def word_lengths(self) -> np.ndarray:
+        """Code points per word."""
+        return self.per_word(pc.utf8_length(self.vocabulary[1]).cast(pa.int64()))
+
+    @cached_property
+    def normalized_vocabulary(self) -> pa.Array:
+        """Distinct words lowercased and stripped of surrounding punctuation (for list lookups)."""
+        from operators._wordlists import WORD_EDGE_PUNCTUATION
+
+        return pc.utf8_trim(pc.utf8_lower(self.vocabulary[1]), characters=WORD_EDGE_PUNCTUATION)
+
+    def words_in(self, words: pa.Array) -> np.ndarray:
+        """Per row: words that, lowercased and stripped of edge punctuation, are in `words`."""
+        found = self.per_word(pc.is_in(self.normalized_vocabulary, value_set=words))
+        return segment_sum(found, self.words[1])
 
     @cached_property
     def lines(self) -> tuple[pa.Array, np.ndarray]:

@@ -98,7 +98,9 @@ class PromptedEvaluator(LLMOperator, Evaluator):
         parse: Literal["number", "label"] = Field("number", description="How to read the answer.")
         min_score: float = Field(1, description="Lowest valid score (number mode).")
         max_score: float = Field(10, description="Highest valid score (number mode).")
-        labels: list[str] = Field(default_factory=list, description="Allowed labels (label mode), matched case-insensitively.")
+        labels: list[str] = Field(
+            default_factory=list, description="Allowed labels (label mode), matched case-insensitively."
+        )
 
         @model_validator(mode="after")
         def _check(self):

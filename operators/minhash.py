@@ -117,7 +117,39 @@ def band_hashes(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return mix64(combined)
 
 
-def estimated_jaccard(sketches: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+class RowParts:
+    """The rows of a 2-D array kept as the parts (one per batch) they arrived in: reading a
+    column or some rows never concatenates the whole, so peak memory stays near its size."""
+
+    def __init__(self, width: int, dtype: type) -> None:
+        self.width = width
+        self.dtype = dtype
+        self.parts: list[np.ndarray] = []
+        self.starts = [0]
+
+    def __len__(self) -> int:
+        return self.starts[-1]
+
+    def append(self, part: np.ndarray) -> None:
+        self.parts.append(part)
+        self.starts.append(self.starts[-1] + len(part))
+
+    def column(self, j: int) -> np.ndarray:
+        if not self.parts:
+            return np.zeros(0, self.dtype)
+        return np.concatenate([part[:, j] for part in self.parts])
+
+    def __getitem__(self, index: np.ndarray) -> np.ndarray:
+        """The rows at `index` (an integer array), like fancy indexing of the whole."""
+        out = np.empty((len(index), self.width), self.dtype)
+        part_of = np.searchsorted(self.starts, index, side="right") - 1
+        for k in np.unique(part_of).tolist():
+            mask = part_of == k
+            out[mask] = self.parts[k][index[mask] - self.starts[k]]
+        return out
+
+
+def estimated_jaccard(sketches: np.ndarray | RowParts, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Jaccard similarity of pairs estimated from b-bit sketches: two minima agree with
     probability J, and their low `_SKETCH_BITS` bits agree by chance with probability 2**-bits
     otherwise, so J = (agreement - c) / (1 - c) with c = 2**-bits."""
@@ -250,8 +282,8 @@ class MinhashDedupFilter(Filter):
         sizes: list[int] = []
         ids: list[pa.Array] = []
         members: list[np.ndarray] = []  # global positions of documents with shingles
-        band_parts: list[np.ndarray] = []
-        sketch_parts: list[np.ndarray] = []
+        band_parts = RowParts(bands, np.uint64)
+        sketches = RowParts(p.num_perm, np.uint8)
         total = 0
         pool = (
             ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="minhash") if _THREADS > 1 else None
@@ -265,7 +297,7 @@ class MinhashDedupFilter(Filter):
                 members.append(positions + total)
                 band_parts.append(band_hashes(sigs, bands, rows))
                 if p.verify:
-                    sketch_parts.append((sigs & np.uint32((1 << _SKETCH_BITS) - 1)).astype(np.uint8))
+                    sketches.append((sigs & np.uint32((1 << _SKETCH_BITS) - 1)).astype(np.uint8))
                 total += len(text)
         finally:
             if pool is not None:
@@ -273,28 +305,23 @@ class MinhashDedupFilter(Filter):
         roots = np.arange(total, dtype=np.int64)
         if members:
             member = np.concatenate(members)
-            band_matrix = np.concatenate(band_parts) if band_parts else np.zeros((0, bands), np.uint64)
+            left, right = self._candidates(band_parts)
             del band_parts
-            left, right = self._candidates(band_matrix, len(member))
-            del band_matrix
             if p.verify and len(left):
-                sketches = np.concatenate(sketch_parts)
-                sketch_parts.clear()
                 similar = estimated_jaccard(sketches, left, right) >= p.threshold
                 left, right = left[similar], right[similar]
-                del sketches
+            del sketches
             local = union_roots(len(member), left, right)
             roots[member] = member[local]
         yield from per_batch_verdicts(roots, ids, sizes, "near-duplicate", "near-duplicate of _id ")
 
     @staticmethod
-    def _candidates(band_matrix: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        index = np.arange(n, dtype=np.int64)
+    def _candidates(band_parts: RowParts) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate pairs `(i, j)`, i < j (positions among documents with shingles), sharing a band."""
+        index = np.arange(len(band_parts), dtype=np.int64)
         lefts, rights = [], []
-        for j in range(band_matrix.shape[1]):
-            left, right = group_pairs(band_matrix[:, j], index)
+        for j in range(band_parts.width):
+            left, right = group_pairs(band_parts.column(j), index)
             lefts.append(left)
             rights.append(right)
-        if not lefts:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return unique_pairs(np.concatenate(lefts), np.concatenate(rights))

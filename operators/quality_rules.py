@@ -1,4 +1,4 @@
-"""Published heuristic rule sets for web text: C4, FineWeb and Gopher.
+"""Published heuristic rule sets for web text: FineWeb and Gopher (C4 is in `operators.c4_rules`).
 
 Each filter evaluates its rules on the whole batch (the signals of `operators.quality` and
 `operators.repetition`, same definitions) and drops a row on the first rule that fires, in the
@@ -16,20 +16,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from dataflow_cli.errors import DataflowError
-from dataflow_cli.operator import Batch, Filter, Port, Refiner, Verdict
+from dataflow_cli.operator import Batch, Filter, Port, Verdict
 from operators import _wordlists as lists
-from operators._arrow import reasons, text_column, word_and_line_counts
-from operators._textstats import SPACE, TextBatch, list_offsets, ratio, re2_class
+from operators._arrow import reasons, text_column
+from operators._textstats import SPACE, TextBatch, ratio
 from operators.generic import format_bound
 from operators.quality import (
-    WordMatcher,
     alpha_word_ratio,
-    check_word_list,
     line_flags,
     line_ratio,
-    load_word_list,
-    sentence_counts,
     stop_word_counts,
     symbol_word_ratio,
 )
@@ -44,9 +39,9 @@ def threshold(signal: str, side: str, bound, values: Callable[[TextBatch], np.nd
     return f"{signal} {side} {format_bound(bound)}", lambda tb: compare(values(tb), bound)
 
 
-def apply_checks(tb: TextBatch, checks: list[Check], null_reason: str) -> Verdict:
-    """Drop null texts, then rows on the first check that fires, with that check's reason."""
-    conditions = [] if tb.null_mask is None else [(tb.null_mask, null_reason)]
+def apply_checks(tb: TextBatch, checks: list[Check], null_message: str) -> Verdict:
+    """Drop null texts (with `null_message`), then rows on the first check that fires."""
+    conditions = [] if tb.null_mask is None else [(tb.null_mask, null_message)]
     conditions += [(drop(tb), reason) for reason, drop in checks]
     dropped = np.zeros(tb.n, bool)
     for condition, _ in conditions:
@@ -55,204 +50,13 @@ def apply_checks(tb: TextBatch, checks: list[Check], null_reason: str) -> Verdic
     return Verdict(keep=~dropped, reason=reasons(arrays, tb.n))
 
 
-def _bound(value, name: str):
+def check_bound(value, name: str):
     if value is not None and value < 0:
         raise ValueError(f"`{name}` must not be negative (use null to switch the rule off)")
     return value
 
 
-# --- C4 (Raffel et al. 2020, "Exploring the Limits of Transfer Learning with a Unified
-# Text-to-Text Transformer", section 2.2; reference code: TensorFlow Datasets `c4_utils`) ---
-
-_CITATION = r"\[\d*\]|\[edit\]|\[citation needed\]"
-
-
-class C4LinesRefiner(Refiner):
-    """Remove the lines C4 removes: no terminal punctuation, too few words, JavaScript, policies.
-
-    The text is split on "\\n" and each line stripped of surrounding whitespace; a line is dropped
-    if, in this order: a word (whitespace-separated) is longer than `max_word_chars`; after
-    removing Wikipedia-style citations ("[1]", "[edit]", "[citation needed]") and stripping again,
-    it does not end with one of `terminal_punctuation` or ends with "..."; it has fewer than
-    `min_words` words; it contains "javascript" (any case); it contains a policy phrase (any case:
-    "terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use
-    cookies"). Blank lines are always dropped. The kept lines, stripped and without citations,
-    are joined with "\\n"; a text losing every line becomes "" (run `c4_rules_filter` next, which
-    drops it for too few sentences, as C4 does). Null stays null.
-
-    Inputs:
-        text: the text to clean; rewritten in place.
-    Outputs:
-        (none: a refiner rewrites its input column)
-    Params:
-        terminal_punctuation: characters a kept line must end with (C4: . ? ! ").
-        min_words: fewest words a kept line may have (C4: 3); null keeps short lines.
-        max_word_chars: longest word a kept line may have (C4 code: 1000); null for no limit.
-        remove_citations: remove "[1]", "[edit]", "[citation needed]" (default true).
-        drop_javascript: drop lines mentioning JavaScript (default true).
-        drop_policy: drop lines with a policy phrase (default true).
-        policy_phrases: the policy phrases (default: C4's list above), matched case-insensitively.
-    """
-
-    name = "c4_lines_refiner"
-    inputs = {"text": Port("text whose lines are filtered; rewritten in place")}
-
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-
-        terminal_punctuation: str = Field(
-            '.?!"', min_length=1, description='Characters a kept line must end with (C4: . ? ! ").'
-        )
-        min_words: int | None = Field(
-            3, ge=1, description="Fewest whitespace-separated words in a kept line."
-        )
-        max_word_chars: int | None = Field(
-            1000, ge=1, description="Drop lines with a longer word (code points)."
-        )
-        remove_citations: bool = Field(
-            True, description="Remove [1], [edit] and [citation needed] from lines."
-        )
-        drop_javascript: bool = Field(True, description="Drop lines containing 'javascript' (any case).")
-        drop_policy: bool = Field(True, description="Drop lines containing a policy phrase (any case).")
-        policy_phrases: list[str] = Field(
-            list(lists.C4_POLICY_PHRASES), description="Phrases marking policy/cookie notices."
-        )
-
-        @field_validator("policy_phrases")
-        @classmethod
-        def _nonempty(cls, phrases):
-            if any(not p.strip() for p in phrases):
-                raise ValueError("a policy phrase is empty")
-            return phrases
-
-    def refine(self, batch: Batch) -> dict[str, pa.Array]:
-        params = self.params
-        text = text_column(batch, "text")
-        split = pc.split_pattern(text, "\n")
-        lines = pc.utf8_trim_whitespace(split.flatten())
-        keep = pc.greater(pc.binary_length(lines), 0)
-        if params.max_word_chars is not None:
-            keep = pc.and_(keep, pc.invert(_has_long_word(lines, params.max_word_chars)))
-        if params.remove_citations:
-            lines = pc.utf8_rtrim_whitespace(pc.replace_substring_regex(lines, _CITATION, ""))
-        if params.terminal_punctuation:
-            ends = pc.match_substring_regex(lines, re2_class(params.terminal_punctuation) + r"\z")
-            keep = pc.and_(keep, pc.and_(ends, pc.invert(pc.ends_with(lines, "..."))))
-        if params.min_words is not None:
-            words, _ = word_and_line_counts(lines)
-            keep = pc.and_(keep, pc.greater_equal(words, params.min_words))
-        lowered = pc.utf8_lower(lines)
-        if params.drop_javascript:
-            keep = pc.and_(keep, pc.invert(pc.match_substring(lowered, "javascript")))
-        if params.drop_policy and params.policy_phrases:
-            pattern = "|".join(_literal(p.lower()) for p in params.policy_phrases)
-            keep = pc.and_(keep, pc.invert(pc.match_substring_regex(lowered, pattern)))
-        kept_before = np.zeros(len(lines) + 1, np.int64)
-        np.cumsum(keep.to_numpy(zero_copy_only=False), out=kept_before[1:])
-        offsets = pa.array(kept_before[list_offsets(split)])
-        rebuilt = pa.LargeListArray.from_arrays(offsets, pc.filter(lines, keep), mask=text.is_null())
-        return {"text": pc.binary_join(rebuilt, "\n").cast(text.type)}
-
-
-def _literal(text: str) -> str:
-    return "".join(c if c.isalnum() or c == " " else f"\\x{{{ord(c):X}}}" for c in text)
-
-
-def _has_long_word(lines: pa.Array, limit: int) -> pa.Array:
-    """Lines holding a whitespace-separated word of more than `limit` code points."""
-    long_lines = pc.greater(pc.utf8_length(lines), limit).to_numpy(zero_copy_only=False)
-    found = np.zeros(len(lines), bool)
-    for i in np.flatnonzero(long_lines):  # rare: only lines longer than the limit
-        found[i] = max(map(len, lines[int(i)].as_py().split()), default=0) > limit
-    return pa.array(found)
-
-
-class C4RulesFilter(Filter):
-    """Drop documents C4 drops: "lorem ipsum", curly brackets, too few sentences, bad words.
-
-    C4 removes whole pages containing "lorem ipsum" (any case) or a curly bracket "{", pages with
-    fewer than 5 sentences after line filtering, and pages with a word of a bad-word list. Run
-    `c4_lines_refiner` first for C4's order (C4 checks these on the kept lines only). Sentences are
-    counted as `structure_evaluator` counts them (terminal punctuation groups, a heuristic where C4
-    used a trained sentence splitter). Bad words are matched as in `flagged_words_evaluator`.
-    Reasons: "contains lorem ipsum", "contains {", "sentences < 5", "contains a bad word".
-
-    Inputs:
-        text: the document text.
-    Outputs:
-        (none: rows are kept or dropped)
-    Params:
-        drop_lorem_ipsum: drop documents containing "lorem ipsum" (default true).
-        drop_curly_bracket: drop documents containing "{" (default true).
-        min_sentences: fewest sentences a kept document has (C4: 5); null switches it off.
-        bad_words: words whose presence drops a document (default none).
-        bad_words_file: file with one bad word per line, relative to the current directory.
-    """
-
-    name = "c4_rules_filter"
-    inputs = {"text": Port("document text")}
-
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-
-        drop_lorem_ipsum: bool = Field(
-            True, description="Drop documents containing 'lorem ipsum' (any case)."
-        )
-        drop_curly_bracket: bool = Field(True, description="Drop documents containing '{'.")
-        min_sentences: int | None = Field(5, ge=1, description="Fewest sentences a kept document has.")
-        bad_words: list[str] = Field([], description="Words whose presence drops a document.")
-        bad_words_file: str | None = Field(
-            None, description="File of bad words, one per line, relative to the CWD."
-        )
-
-        @field_validator("bad_words")
-        @classmethod
-        def _single_words(cls, words):
-            check_word_list(words, "bad_words")
-            return words
-
-        @model_validator(mode="after")
-        def _file_exists(self):
-            if self.bad_words_file is not None:
-                from pathlib import Path
-
-                if not Path(self.bad_words_file).is_file():
-                    raise ValueError(
-                        f"word list `{self.bad_words_file}` not found (paths are relative to the CWD)"
-                    )
-            return self
-
-    def __init__(self, params=None, inputs=None, outputs=None):
-        super().__init__(params, inputs, outputs)
-        words = list(self.params.bad_words)
-        if self.params.bad_words_file is not None:
-            extra = load_word_list(self.params.bad_words_file)
-            try:
-                check_word_list(extra, f"`{self.params.bad_words_file}`")
-            except ValueError as exc:
-                raise DataflowError(str(exc)) from None
-            words += extra
-        self.matcher = WordMatcher(words) if words else None
-
-    def filter(self, batch: Batch) -> Verdict:
-        tb = TextBatch(text_column(batch, "text"))
-        checks: list[Check] = []
-        if self.params.drop_lorem_ipsum:
-            checks.append(("contains lorem ipsum", lambda tb: _contains(tb, "lorem ipsum", ignore_case=True)))
-        if self.params.drop_curly_bracket:
-            checks.append(("contains {", lambda tb: _contains(tb, "{")))
-        if self.params.min_sentences is not None:
-            checks.append(threshold("sentences", "<", self.params.min_sentences, sentence_counts))
-        if self.matcher is not None:
-            checks.append(("contains a bad word", lambda tb: self.matcher.counts(tb) > 0))
-        return apply_checks(tb, checks, _null_reason(self))
-
-
-def _contains(tb: TextBatch, pattern: str, ignore_case: bool = False) -> np.ndarray:
-    return pc.match_substring(tb.array, pattern, ignore_case=ignore_case).to_numpy(zero_copy_only=False)
-
-
-def _null_reason(op) -> str:
+def null_reason(op) -> str:
     return f"`{op.input_columns['text']}` is null"
 
 
@@ -312,7 +116,7 @@ class FinewebRulesFilter(Filter):
         )
         @classmethod
         def _not_negative(cls, value, info):
-            return _bound(value, info.field_name)
+            return check_bound(value, info.field_name)
 
     def filter(self, batch: Batch) -> Verdict:
         params = self.params
@@ -341,7 +145,7 @@ class FinewebRulesFilter(Filter):
         ]
         checks: list[Check] = [("no non-empty lines", lambda tb: np.diff(tb.lines[1]) == 0)]
         checks += [threshold(*rule) for rule in rules if rule[2] is not None]
-        return apply_checks(tb, checks, _null_reason(self))
+        return apply_checks(tb, checks, null_reason(self))
 
 
 # --- Gopher (Rae et al. 2021, appendix A.1.1 "quality filters" and table A1 "repetition");
@@ -439,7 +243,7 @@ class GopherRulesFilter(Filter):
         )
         @classmethod
         def _not_negative(cls, value, info):
-            return _bound(value, info.field_name)
+            return check_bound(value, info.field_name)
 
         @field_validator("max_top_ngram_char_ratio", "max_dup_ngram_char_ratio")
         @classmethod
@@ -448,7 +252,7 @@ class GopherRulesFilter(Filter):
             for n, bound in value.items():
                 if n not in allowed:
                     raise ValueError(f"n-gram size {n} is not one of {', '.join(map(str, allowed))}")
-                _bound(bound, f"{info.field_name}[{n}]")
+                check_bound(bound, f"{info.field_name}[{n}]")
             return dict(sorted(value.items()))
 
         @model_validator(mode="after")
@@ -489,7 +293,7 @@ class GopherRulesFilter(Filter):
             ("alpha_word_ratio", "<", p.min_alpha_word_ratio, alpha_word_ratio),
             ("stop_words", "<", p.min_stop_words, lambda tb: stop_word_counts(tb, lists.GOPHER_STOP_WORDS)),
         ]
-        verdict = apply_checks(tb, [threshold(*r) for r in quality if r[2] is not None], _null_reason(self))
+        verdict = apply_checks(tb, [threshold(*r) for r in quality if r[2] is not None], null_reason(self))
         repetition = [
             ("dup_line_ratio", p.max_dup_line_ratio),
             ("dup_para_ratio", p.max_dup_para_ratio),

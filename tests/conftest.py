@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 
 from dataflow_cli.cli.app import app
 
+pytest_plugins = ["tests.support.fixtures"]
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

@@ -19,9 +19,9 @@ def console():
     """The one console for people: stderr, so stdout stays clean for data."""
     global _console
     if _console is None:
-        from rich.console import Console
-
         import shutil
+
+        from rich.console import Console
 
         # Not a terminal (CI logs, pipes): rich would assume 80 columns and wrap the tables.
         width = None if sys.stderr.isatty() else max(shutil.get_terminal_size((160, 24)).columns, 160)

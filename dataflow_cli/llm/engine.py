@@ -19,8 +19,8 @@ import queue
 import random
 import re
 import threading
-import time
 from collections import Counter
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,11 +97,15 @@ class _CacheWriter:
         self.thread = threading.Thread(target=self._run, name="dataflow-cache", daemon=True)
         self.thread.start()
 
-    def put(self, key: str, model: str, completion: Completion) -> None:
-        self.queue.put((key, model, completion))
+    def put(self, key: str, model: str, completion: Completion) -> Future:
+        """Queue a completion; the future resolves once it is committed."""
+        done: Future = Future()
+        self.queue.put((key, model, completion, done))
+        return done
 
     def _run(self) -> None:
-        while True:
+        stop = False
+        while not stop:
             item = self.queue.get()
             if item is None:
                 return
@@ -112,10 +116,15 @@ class _CacheWriter:
                 except queue.Empty:
                     break
                 if more is None:
-                    self.cache.put_many(items)
-                    return
+                    stop = True
+                    break
                 items.append(more)
-            self.cache.put_many(items)
+            try:
+                self.cache.put_many([(key, model, completion) for key, model, completion, _ in items])
+            except Exception as exc:  # e.g. disk full: the run goes on, uncached, and says so
+                log.warning("request cache write failed: %s", exc)
+            for *_, done in items:
+                done.set_result(None)
 
     def close(self) -> None:
         self.queue.put(None)
@@ -196,51 +205,42 @@ class LLMEngine:
 
     # On the loop ------------------------------------------------------------------------
     async def _complete_misses(self, state, requests, keys, stats, policy, stage, use_cache):
+        writer = self._writer if use_cache else None
         if state.backend.batched:
             answers = await self._batched(state, requests, stats, policy, stage)
-        else:
-            tasks = [asyncio.ensure_future(self._one(state, r, stats, policy, stage)) for r in requests]
-            try:
-                answers = await asyncio.gather(*tasks)
-            except BaseException:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                raise
-        for key, answer in zip(keys, answers, strict=True):
-            if isinstance(answer, Completion) and use_cache and self._writer is not None:
-                self._writer.put(key, state.identity, answer)
-        return answers
+            if writer is not None:
+                for key, answer in zip(keys, answers, strict=True):
+                    if isinstance(answer, Completion):
+                        writer.put(key, state.identity, answer)
+            return answers
+        tasks = [
+            asyncio.ensure_future(self._one(state, r, stats, policy, stage, key if writer else None))
+            for r, key in zip(requests, keys, strict=True)
+        ]
+        try:
+            return await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
 
-    async def _one(self, state: _Backend, request: Request, stats: LLMStats, policy: Policy, stage: str):
+    async def _one(
+        self, state: _Backend, request: Request, stats: LLMStats, policy: Policy, stage: str, key: str | None
+    ):
         config = state.backend.config
         attempt = invalid = 0
         while True:
             async with state.semaphore:
-                estimate = request.approx_prompt_tokens() + (request.sampling.max_tokens or 256)
-                if state.rpm is not None:
-                    stats.rate_limit_wait += await state.rpm.acquire(1)
-                if state.tpm is not None:
-                    stats.rate_limit_wait += await state.tpm.acquire(estimate)
-                state.in_flight += 1
-                stats.calls += 1
-                try:
-                    answer: Completion | LLMError = await state.backend.complete(request)
-                except LLMError as exc:
-                    answer = exc
-                except Exception as exc:  # a backend bug must not take the run down silently
-                    answer = LLMError("backend", f"{type(exc).__name__}: {exc}")
-                finally:
-                    state.in_flight -= 1
-                if state.tpm is not None and isinstance(answer, Completion):
-                    used = answer.prompt_tokens + answer.completion_tokens
-                    if used and used < estimate:
-                        state.tpm.refund(estimate - used)
-            if isinstance(answer, Completion):
-                self._count_usage(state, answer, stats)
-                problem = schema_problem(request, answer.text)
-                if problem is None:
+                answer = await self._call(state, request, stats)
+                problem = schema_problem(request, answer.text) if isinstance(answer, Completion) else None
+                if isinstance(answer, Completion) and problem is None:
+                    if key is not None and self._writer is not None:
+                        # The slot is held until the answer is committed to the cache, so at any
+                        # moment at most `max_concurrency` answers would be lost to a crash.
+                        await asyncio.wrap_future(self._writer.put(key, state.identity, answer))
                     return answer
+            if problem is not None:
                 stats.invalid_outputs += 1
                 if invalid < policy.schema_retries:
                     invalid += 1
@@ -257,6 +257,31 @@ class LLMEngine:
                 await asyncio.sleep(_delay(answer, attempt, config.backoff, config.max_backoff))
                 continue
             return self._failed(answer, stats, policy, stage)
+
+    async def _call(self, state: _Backend, request: Request, stats: LLMStats) -> Completion | LLMError:
+        """One call under the rate limits; never raises for a failed request."""
+        estimate = request.approx_prompt_tokens() + (request.sampling.max_tokens or 256)
+        if state.rpm is not None:
+            stats.rate_limit_wait += await state.rpm.acquire(1)
+        if state.tpm is not None:
+            stats.rate_limit_wait += await state.tpm.acquire(estimate)
+        state.in_flight += 1
+        stats.calls += 1
+        try:
+            answer: Completion | LLMError = await state.backend.complete(request)
+        except LLMError as exc:
+            answer = exc
+        except Exception as exc:  # a backend bug must not take the run down silently
+            answer = LLMError("backend", f"{type(exc).__name__}: {exc}")
+        finally:
+            state.in_flight -= 1
+        if isinstance(answer, Completion):
+            self._count_usage(state, answer, stats)
+            if state.tpm is not None:
+                used = answer.prompt_tokens + answer.completion_tokens
+                if used and used < estimate:
+                    state.tpm.refund(estimate - used)
+        return answer
 
     async def _batched(self, state: _Backend, requests: list[Request], stats, policy, stage):
         """Batched backends: one call for the whole batch; failed items are retried together."""

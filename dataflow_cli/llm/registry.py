@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib.metadata import entry_points
 
 from dataflow_cli.errors import DataflowError, SpecError, did_you_mean
@@ -19,7 +19,7 @@ def providers() -> list[str]:
     return sorted(_entries())
 
 
-@lru_cache(maxsize=None)
+@cache
 def backend_class(provider: str):
     entries = _entries()
     if provider not in entries:

@@ -438,6 +438,11 @@ def _number(schema: dict, integer: bool) -> int | float:
     return value
 
 
+def _model(body: dict, cfg: ServerConfig) -> str:
+    model = body.get("model") or cfg.model
+    return model if isinstance(model, str) else str(model)
+
+
 def _pieces(text: str) -> list[str]:
     """Stream pieces: each word with the whitespace before it; they concatenate to `text`."""
     pieces = re.findall(r"\s*\S+", text)
@@ -475,6 +480,18 @@ _BODY_400 = _error_body("Invalid request (injected fault).", "invalid_request_er
 _MALFORMED = b'{"id": "chatcmpl-malformed", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "trunc'
 _MALFORMED_SSE = b'data: {"id": "chatcmpl-malformed", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "trunc\n\n'
 _DONE = b"data: [DONE]\n\n"
+# Replies are %-formatted into fixed JSON text (strings through the C string encoder) rather
+# than built as dicts and dumped: the hot path stays a few microseconds.
+_jstr = json.encoder.encode_basestring  # str -> JSON string literal, like json.dumps(ensure_ascii=False)
+_COMPLETION = (
+    '{"id": "chatcmpl-%08d", "object": "chat.completion", "created": %d, "model": %s, '
+    '"choices": [{"index": 0, "message": {"role": "assistant", "content": %s}, "finish_reason": "stop"}], '
+    '"usage": {"prompt_tokens": %d, "completion_tokens": %d, "total_tokens": %d}}'
+)
+_CHUNK_HEAD = (
+    'data: {"id": "chatcmpl-%08d", "object": "chat.completion.chunk", "created": %d, "model": %s, '
+    '"choices": [{"index": 0, "delta": '
+)
 _SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 _LINGER_RESET = struct.pack("ii", 1, 0)
 _NO_HEADERS = CIMultiDictProxy(CIMultiDict())  # the headers of unrecorded requests
@@ -1069,18 +1086,18 @@ class OpenAIServer:
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
     def _completion(self, body: dict, cfg: ServerConfig, rec: RecordedRequest, reply: str) -> bytes:
-        return json.dumps(
-            {
-                "id": f"chatcmpl-{rec.chat_seq:08d}",
-                "object": "chat.completion",
-                "created": int(rec.arrival),
-                "model": body.get("model") or cfg.model,
-                "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
-                ],
-                "usage": self._usage(body, reply),
-            },
-            ensure_ascii=False,
+        usage = self._usage(body, reply)
+        return (
+            _COMPLETION
+            % (
+                rec.chat_seq,
+                int(rec.arrival),
+                _jstr(_model(body, cfg)),
+                _jstr(reply),
+                usage["prompt_tokens"],
+                usage["completion_tokens"],
+                usage["total_tokens"],
+            )
         ).encode()
 
     async def _stream(
@@ -1092,26 +1109,19 @@ class OpenAIServer:
         reply: str,
         delay: float,
     ) -> web.StreamResponse:
-        head = {
-            "id": f"chatcmpl-{rec.chat_seq:08d}",
-            "object": "chat.completion.chunk",
-            "created": int(rec.arrival),
-            "model": body.get("model") or cfg.model,
-        }
         options = body.get("stream_options")
         with_usage = isinstance(options, dict) and options.get("include_usage") is True
-        extra = {"usage": None} if with_usage else {}
-
-        def event(delta: dict, finish: str | None = None) -> bytes:
-            chunk = {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
-            return b"data: " + json.dumps(chunk, ensure_ascii=False).encode() + b"\n\n"
-
-        events = [event({"role": "assistant", "content": ""})]
-        events += [event({"content": piece}) for piece in _pieces(reply)]
-        events.append(event({}, "stop"))
+        head = _CHUNK_HEAD % (rec.chat_seq, int(rec.arrival), _jstr(_model(body, cfg)))
+        tail = ', "finish_reason": null}]' + (', "usage": null}\n\n' if with_usage else "}\n\n")
+        texts = [head + '{"role": "assistant", "content": ""}' + tail]
+        texts += [head + '{"content": ' + _jstr(piece) + "}" + tail for piece in _pieces(reply)]
+        texts.append(
+            head + '{}, "finish_reason": "stop"}]' + (', "usage": null}\n\n' if with_usage else "}\n\n")
+        )
         if with_usage:
-            usage = {**head, "choices": [], "usage": self._usage(body, reply)}
-            events.append(b"data: " + json.dumps(usage).encode() + b"\n\n")
+            usage = json.dumps(self._usage(body, reply))
+            texts.append(head.split(', "choices": ', 1)[0] + ', "choices": [], "usage": ' + usage + "}\n\n")
+        events = [t.encode() for t in texts]
         events.append(_DONE)
 
         response = web.StreamResponse(status=200, headers=_SSE_HEADERS)

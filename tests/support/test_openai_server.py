@@ -27,8 +27,6 @@ from tests.support.openai_server import (
     example_from_schema,
 )
 
-pytest_plugins = ["tests.support.fixtures"]
-
 CHAT = "/chat/completions"
 
 
@@ -176,6 +174,16 @@ def test_streaming_chunks_concatenate_to_the_full_answer(openai_server):
     assert all(c["choices"][0]["finish_reason"] is None for c in chunks[:-1])
     assert len(chunks) >= 4  # role, several content pieces, finish
     assert "usage" not in chunks[-1]
+
+
+def test_special_characters_survive(openai_server):
+    text = 'quote " backslash \\ tab\t newline\n unicode é 中文 \u2028 emoji 🙂'
+    data = chat(openai_server, text).json()
+    assert data["choices"][0]["message"]["content"] == "echo: " + text
+    events = sse_events(chat(openai_server, text, stream=True, model='we"ird').text)
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "echo: " + text
+    assert chunks[0]["model"] == 'we"ird'
 
 
 def test_streaming_usage_chunk_when_asked(openai_server):

@@ -2,7 +2,6 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
-from dataflow_cli.errors import DataflowError
 from dataflow_cli.operator import Batch, Verdict
 from operators.dedup import ExactDedupFilter, normalize_key, row_keys
 

@@ -12,6 +12,7 @@ from dataflow_cli.operator import Batch, Verdict
 from operators._neardup import jaccard, python_shingles, shingle, union_roots
 from operators.minhash import MinhashDedupFilter, estimated_jaccard, optimal_bands
 from tests.conftest import REPO, read_jsonl
+from tests.unit.operators import test_conventions as conventions
 
 VOCAB = [
     "".join(random.Random(i).choice("abcdefghijklmnopqrstuvwxyz") for _ in range(2 + i % 8)) + str(i % 7)
@@ -242,9 +243,17 @@ def test_params_are_validated():
     }
 
 
-def test_is_global_only():
+def test_is_global_only_and_follows_the_conventions():
     with pytest.raises(DataflowError, match="global operator"):
         minhash().filter(batch(["1"], ["x"]))
+    assert list(minhash().process_all([])) == []
+    for name in (
+        "minhash_dedup_filter",
+        "simhash_dedup_filter",
+        "semantic_dedup_filter",
+        "ngram_decontam_filter",
+    ):
+        conventions.test_conventions(name)
 
 
 def test_pretrain_pipeline_runs_through_the_cli(cli, tmp_path):
