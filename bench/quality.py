@@ -4,7 +4,8 @@
 
 Builds `--docs` documents (prose sentences from a small Zipf-like vocabulary, with some
 navigation/boilerplate lines, repeated lines, bullets, non-ASCII words, a few CJK and emoji
-passages), then times `op.process(batch)` of every quality operator on one batch of them,
+passages), then times `op.process(batch)` of every quality operator on one batch of them (the SFT
+operators on instruction/response/messages columns derived from the same documents),
 single-threaded, and prints docs/s (best of `--repeat`, CPU time of the calling thread, so other
 load on the machine inflates the numbers less than wall time would). The goal on such documents
 is >= 20k docs/s for word counts, the special-character ratio and the character repetition ratio.
@@ -77,14 +78,18 @@ def make_docs(count: int, seed: int = 0, mean_chars: int = 1300) -> list[str]:
 
 
 def operators():
-    from operators.quality import (
-        CharRatioEvaluator,
-        FlaggedWordsEvaluator,
-        StructureEvaluator,
-        WordStatsEvaluator,
-    )
-    from operators.quality_rules import C4LinesRefiner, C4RulesFilter, FinewebRulesFilter, GopherRulesFilter
+    from operators.c4_rules import C4LinesRefiner, C4RulesFilter
+    from operators.conversation import ConversationFormatFilter
+    from operators.flagged_words import FlaggedWordsEvaluator
+    from operators.quality import CharRatioEvaluator, StructureEvaluator, WordStatsEvaluator
+    from operators.quality_rules import FinewebRulesFilter, GopherRulesFilter
     from operators.repetition import RepetitionEvaluator
+    from operators.sft import (
+        InstructionResponseEvaluator,
+        InstructionResponseFilter,
+        RefusalFilter,
+        ResponseCopiesInstructionFilter,
+    )
     from operators.text import LengthEvaluator
 
     def op(cls, **params):
@@ -111,7 +116,35 @@ def operators():
         "c4_rules_filter": op(C4RulesFilter),
         "fineweb_rules_filter": op(FinewebRulesFilter),
         "gopher_rules_filter": op(GopherRulesFilter),
+        "instruction_response_evaluator": InstructionResponseEvaluator(),
+        "instruction_response_filter": op(InstructionResponseFilter, max_ratio=50),
+        "refusal_filter": op(RefusalFilter),
+        "response_copies_instruction_filter": op(ResponseCopiesInstructionFilter),
+        "conversation_format_filter": op(ConversationFormatFilter),
     }
+
+
+def make_table(docs: list[str]) -> pa.Table:
+    """The documents as `text`, plus SFT columns built from them: `instruction` (the first
+    sentence), `response` (the document) and `messages` (system, user, assistant turns)."""
+    instructions = [doc.split(". ")[0][:200] + "?" for doc in docs]
+    messages = [
+        [
+            {"role": "system", "content": "You are helpful."},
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": doc},
+        ]
+        for question, doc in zip(instructions, docs, strict=True)
+    ]
+    return pa.table(
+        {
+            "text": docs,
+            "instruction": instructions,
+            "response": docs,
+            "messages": messages,
+            "_id": [str(i) for i in range(len(docs))],
+        }
+    )
 
 
 def main() -> None:
@@ -122,9 +155,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     docs = make_docs(args.docs)
-    table = pa.table({"text": docs, "_id": [str(i) for i in range(len(docs))]})
+    table = make_table(docs)
     mean = sum(len(d.encode()) for d in docs) / len(docs)
-    print(f"{len(docs)} docs, mean {mean:.0f} bytes")
+    print(f"{len(docs)} docs, mean {mean:.0f} bytes; best of {args.repeat}, thread CPU time")
     for label, op in operators().items():
         batch = Batch(table, op.input_columns)
         op.process(batch)  # warm-up (lazy tables)

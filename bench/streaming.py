@@ -88,7 +88,16 @@ def run_size(rows: int, batch_size: int, workdir: Path) -> dict:
     )
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [*DATAFLOW, "run", str(spec), "--fresh", "--quiet", "--json", "--run-dir", str(workdir / f"run-{rows}")],
+        [
+            *DATAFLOW,
+            "run",
+            str(spec),
+            "--fresh",
+            "--quiet",
+            "--json",
+            "--run-dir",
+            str(workdir / f"run-{rows}"),
+        ],
         stdout=subprocess.PIPE,
     )
     stdout = proc.stdout.read()
@@ -132,7 +141,9 @@ def _time(cmd: list[str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--batch-size", type=int, default=10_000)
     args = parser.parse_args()
@@ -147,7 +158,9 @@ def main() -> None:
         )
     if len(results) >= 2:
         ratio = results[-1]["peak_rss_mb"] / results[0]["peak_rss_mb"]
-        print(f"peak RSS ratio {results[-1]['rows']:,} / {results[0]['rows']:,} rows: {ratio:.2f} (goal <= 1.3)")
+        print(
+            f"peak RSS ratio {results[-1]['rows']:,} / {results[0]['rows']:,} rows: {ratio:.2f} (goal <= 1.3)"
+        )
     print(f"dataflow --help: {latency['help_seconds']} s (goal <= 0.3)")
     print(f"dataflow validate, 20 stages: {latency['validate_20_stages_seconds']} s (goal < 1)")
     print(json.dumps({"runs": results, **latency}))

@@ -15,7 +15,11 @@ def describe_all() -> list[dict[str, Any]]:
     """Every registered operator; one that fails to import is listed with its error."""
     rows = []
     for name, entry in registry.entries().items():
-        row: dict[str, Any] = {"name": name, "distribution": entry.distribution, "entry_point": entry.entry_point.value}
+        row: dict[str, Any] = {
+            "name": name,
+            "distribution": entry.distribution,
+            "entry_point": entry.entry_point.value,
+        }
         try:
             cls = registry.load(name)
         except DataflowError as exc:
@@ -39,7 +43,9 @@ def _type_name(schema: dict[str, Any]) -> str:
     if kind == "object" and "additionalProperties" in schema:
         value = schema["additionalProperties"]
         return f"dict[str, {_type_name(value) if isinstance(value, dict) else 'any'}]"
-    return {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "null": "null"}.get(kind, kind)
+    return {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "null": "null"}.get(
+        kind, kind
+    )
 
 
 def describe(name: str) -> dict[str, Any]:
@@ -69,7 +75,9 @@ def describe(name: str) -> dict[str, Any]:
         "summary": cls.summary(),
         "doc": inspect.cleandoc(cls.__doc__ or ""),
         "inputs": [{"name": k, "description": p.description} for k, p in cls.inputs.items()],
-        "outputs": [{"name": k, "type": p.type, "description": p.description} for k, p in cls.outputs.items()],
+        "outputs": [
+            {"name": k, "type": p.type, "description": p.description} for k, p in cls.outputs.items()
+        ],
         "params": params,
         "requires": list(cls.requires),
         "params_schema": schema,

@@ -147,19 +147,23 @@ class Operator:
         """Columns that must exist before this stage runs."""
         return list(self.input_columns.values())
 
+    def active_outputs(self) -> list[str]:
+        """Logical outputs this configuration produces (some depend on params)."""
+        return list(self.outputs)
+
     def transform_schema(self, schema: dict[str, str]) -> dict[str, str]:
         """Columns (name -> Arrow type name) after this stage, given those before it."""
         out = dict(schema)
         if self.kind in ("generate", "evaluate"):
-            for logical, column in self.output_columns.items():
-                out[column] = self.outputs[logical].type
+            for logical in self.active_outputs():
+                out[self.output_columns[logical]] = self.outputs[logical].type
         return out
 
     def written_columns(self) -> list[str]:
         """Columns this stage creates or rewrites (checked against overwrites)."""
         if self.kind == "refine":
             return list(self.input_columns.values())
-        return list(self.output_columns.values())
+        return [self.output_columns[logical] for logical in self.active_outputs()]
 
     # Execution.
     def process(self, batch: Batch) -> Any:

@@ -14,7 +14,9 @@ from dataflow_cli.errors import SpecError
 
 @lru_cache(maxsize=1)
 def environment() -> SandboxedEnvironment:
-    return SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    return SandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+    )
 
 
 @lru_cache(maxsize=256)

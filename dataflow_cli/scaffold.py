@@ -35,7 +35,9 @@ def templates() -> list[Template]:
 
 def _files(root: Path) -> list[Path]:
     skip = {"__pycache__", ".dataflow", "out"}
-    return sorted(p for p in root.rglob("*") if p.is_file() and not skip.intersection(p.relative_to(root).parts))
+    return sorted(
+        p for p in root.rglob("*") if p.is_file() and not skip.intersection(p.relative_to(root).parts)
+    )
 
 
 def scaffold(directory: Path, name: str, *, force: bool = False) -> list[Path]:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dataflow_cli.errors import DataflowError
 from dataflow_cli.operator import Batch, Filter, Port, Verdict
-from operators.sft import _verdict
+from operators.sft import verdict_of
 
 
 class ConversationFormatFilter(Filter):
@@ -123,22 +123,22 @@ class ConversationFormatFilter(Filter):
         for r, position in zip(bad_rows, bad[first], strict=True):
             turn_reason[r] = f"turn {turn[position]}: {checks[code[position] - 1][1]}"
         null = messages.is_null().to_numpy(zero_copy_only=False)
-        first_role = np.zeros(n, bool)
-        last_role = np.zeros(n, bool)
+        starts_with_system = np.zeros(n, bool)
+        ends_with_assistant = np.zeros(n, bool)
         nonempty = lengths > 0
-        first_role[nonempty] = is_system[offsets[:-1][nonempty]]
-        last_role[nonempty] = is_assistant[offsets[1:][nonempty] - 1]
+        starts_with_system[nonempty] = is_system[offsets[:-1][nonempty]]
+        ends_with_assistant[nonempty] = is_assistant[offsets[1:][nonempty] - 1]
         conditions = [
             (null, f"`{self.input_columns['messages']}` is null"),
             (~null & ~nonempty, "no messages"),
         ]
         if p.system == "required":
-            conditions.append((nonempty & ~first_role, "turn 0: missing system message"))
+            conditions.append((nonempty & ~starts_with_system, "turn 0: missing system message"))
         turn_failed = np.array([r is not None for r in turn_reason], bool)
-        conditions.append((turn_failed, "turn"))
+        conditions.append((turn_failed, "turn"))  # placeholder, replaced by the turn's reason below
         if p.require_final_assistant:
-            conditions.append((nonempty & ~last_role, "last turn not assistant"))
-        verdict = _verdict(conditions, n)
+            conditions.append((nonempty & ~ends_with_assistant, "last turn not assistant"))
+        verdict = verdict_of(conditions, n)
         reason = verdict.reason.to_pylist()
         for i in np.flatnonzero(turn_failed):
             if reason[i] == "turn":

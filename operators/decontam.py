@@ -126,6 +126,15 @@ class NgramDecontamFilter(Filter):
         self._reference: ReferenceGrams | None = None
         self._lock = threading.Lock()
 
+    def fingerprint_extra(self) -> dict:
+        from dataflow_cli.engine.fingerprint import input_identity
+        from dataflow_cli.io.readers import expand_inputs
+
+        try:
+            return {"reference": input_identity(expand_inputs(self.params.reference, Path.cwd()))}
+        except DataflowError:
+            return {"reference": self.params.reference}  # reported when the stage runs
+
     @property
     def reference(self) -> ReferenceGrams:
         """The reference n-grams, read on first use (batches may arrive on two threads)."""

@@ -28,7 +28,7 @@ class PromptedGenerator(LLMOperator, Generator):
         (the template's variables: any columns)
     Outputs:
         text: the model's answer.
-        sample: the sample number, 0..n-1.
+        sample: the sample number, 0..n-1 (only when n > 1).
     Params:
         template, system, temperature, max_tokens, top_p, seed, stop: see LLM params.
         n: samples per prompt.
@@ -41,6 +41,9 @@ class PromptedGenerator(LLMOperator, Generator):
     class Params(LLMParams):
         n: int = Field(1, ge=1, le=64, description="Samples per prompt; n > 1 emits one row per sample.")
         strip: bool = Field(True, description="Strip surrounding whitespace from answers.")
+
+    def active_outputs(self) -> list[str]:
+        return ["text", "sample"] if self.params.n > 1 else ["text"]
 
     def generate(self, batch: Batch):
         n = self.params.n
@@ -61,7 +64,7 @@ class PromptedGenerator(LLMOperator, Generator):
             aligned: list[str | None] = [None] * len(answers)
             for i, text in zip(source, texts, strict=True):
                 aligned[i] = text
-            result: Any = {"text": aligned, "sample": [0] * len(answers)}
+            result: Any = {"text": aligned}
         else:
             result = Fanout({"text": texts, "sample": samples}, pa.array(source, pa.int64()))
         return Partial(result, failed) if any(failed) else result

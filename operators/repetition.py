@@ -62,7 +62,7 @@ class RepetitionEvaluator(SignalEvaluator):
     whitespace-separated tokens compared exactly (case-sensitive); lines are the text split on
     "\\n" and paragraphs the text split on blank lines ("\\n", optional whitespace, "\\n"), each
     stripped, blank ones ignored. A line (paragraph) is repeated if an equal one occurs earlier in
-    the text; the first occurrence does not count.
+    the text; the first occurrence does not count. A null text gives nulls.
 
     Inputs:
         text: the text to measure.
@@ -92,8 +92,8 @@ class RepetitionEvaluator(SignalEvaluator):
     Params:
         char_ngram: code points per character n-gram (default 10).
         word_ngram: words per word n-gram of word_rep_ratio (default 5).
-        signals: which outputs to compute (default: all). Only char_rep_ratio is cheap enough
-            for a first pass over raw web data; the word and line signals cost more.
+        signals: which outputs to compute (default: all). The line and paragraph signals are
+            the cheapest; the word n-gram ones cost the most (they split and hash every word).
     """
 
     name = "repetition_evaluator"

@@ -143,10 +143,11 @@ class InstructionResponseFilter(Filter):
                 conditions.append((values < low, f"{name} < {format_bound(low)}"))
             if high is not None:
                 conditions.append((values > high, f"{name} > {format_bound(high)}"))
-        return _verdict(conditions, len(iw))
+        return verdict_of(conditions, len(iw))
 
 
-def _verdict(conditions: list[tuple[np.ndarray, str]], n: int) -> Verdict:
+def verdict_of(conditions: list[tuple[np.ndarray, str]], n: int) -> Verdict:
+    """Drop rows where any condition holds, with the reason of the first one that does."""
     dropped = np.zeros(n, bool)
     for condition, _ in conditions:
         dropped |= condition
@@ -258,7 +259,7 @@ class RefusalFilter(Filter):
             (pc.match_substring_regex(text, pattern).fill_null(False).to_numpy(zero_copy_only=False), reason)
             for pattern, reason in self.patterns
         ]
-        return _verdict(conditions, len(text))
+        return verdict_of(conditions, len(text))
 
 
 def _literal(text: str) -> str:

@@ -23,7 +23,9 @@ class Cli:
     def __call__(self, *args: str, expect: int | None = 0):
         result = self.runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
         if expect is not None:
-            assert result.exit_code == expect, f"exit {result.exit_code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            assert result.exit_code == expect, (
+                f"exit {result.exit_code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            )
         return result
 
     def json(self, *args: str, expect: int = 0):

@@ -20,7 +20,9 @@ def _open(path):
 @app.command("stats")
 @user_errors
 def stats(
-    path: str = typer.Option(None, "--path", help="Cache file [default: $DATAFLOW_CACHE_DIR or .dataflow/llm-cache.sqlite]."),
+    path: str = typer.Option(
+        None, "--path", help="Cache file [default: $DATAFLOW_CACHE_DIR or .dataflow/llm-cache.sqlite]."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print as JSON on stdout."),
 ) -> None:
     """Show how many completions are cached, per model, and their tokens."""
@@ -37,8 +39,12 @@ def stats(
 @app.command("clear")
 @user_errors
 def clear(
-    path: str = typer.Option(None, "--path", help="Cache file [default: $DATAFLOW_CACHE_DIR or .dataflow/llm-cache.sqlite]."),
-    model: str = typer.Option(None, "--model", help="Only entries of this model identity (as `cache stats` shows)."),
+    path: str = typer.Option(
+        None, "--path", help="Cache file [default: $DATAFLOW_CACHE_DIR or .dataflow/llm-cache.sqlite]."
+    ),
+    model: str = typer.Option(
+        None, "--model", help="Only entries of this model identity (as `cache stats` shows)."
+    ),
 ) -> None:
     """Delete cached completions (all, or one model's)."""
     removed = _open(path).clear(model)

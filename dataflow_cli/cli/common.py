@@ -59,7 +59,9 @@ def user_errors(fn: Callable) -> Callable:
             report_error(error)
             raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
-            console().print("[yellow]interrupted[/yellow]: finished batches are checkpointed; run again to resume")
+            console().print(
+                "[yellow]interrupted[/yellow]: finished batches are checkpointed; run again to resume"
+            )
             raise typer.Exit(130) from None
 
     return wrapper

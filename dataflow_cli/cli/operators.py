@@ -22,7 +22,9 @@ def list_operators(
         from dataflow_cli.errors import SpecError, did_you_mean
 
         choices = ("generate", "evaluate", "filter", "refine")
-        raise SpecError(f"unknown kind `{kind}`{did_you_mean(kind, choices)}", hint="choose one of " + ", ".join(choices))
+        raise SpecError(
+            f"unknown kind `{kind}`{did_you_mean(kind, choices)}", hint="choose one of " + ", ".join(choices)
+        )
     rows = [r for r in describe_all() if kind is None or r["kind"] == kind]
     if json_output:
         print_json(rows)

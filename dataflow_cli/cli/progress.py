@@ -22,7 +22,9 @@ def _stage_table(stats: RunStats, title: str, final: bool) -> Table:
     if any(s.llm for s in stats.stages):
         table.add_column("llm requests (cached, retries, errors, tokens)", no_wrap=True)
     for s in stats.stages:
-        reasons = ", ".join(f"{_short(reason)}: {count:,}" for reason, count in s.dropped_by_reason.most_common(3))
+        reasons = ", ".join(
+            f"{_short(reason)}: {count:,}" for reason, count in s.dropped_by_reason.most_common(3)
+        )
         if len(s.dropped_by_reason) > 3:
             reasons += f", +{len(s.dropped_by_reason) - 3} more"
         if final:
@@ -58,7 +60,9 @@ class RichProgress(Progress):
 
     def start(self, stats: RunStats) -> None:
         self.live = Live(
-            _stage_table(stats, f"running {stats.name}", False), console=self.console, transient=True,
+            _stage_table(stats, f"running {stats.name}", False),
+            console=self.console,
+            transient=True,
             refresh_per_second=4,
         )
         self.live.start()
@@ -69,7 +73,9 @@ class RichProgress(Progress):
 
     def batch_done(self, stats: RunStats) -> None:
         if self.live is not None:
-            title = f"running {stats.name}: {stats.rows_read:,} rows read, {stats.rows_per_second:,.0f} rows/s"
+            title = (
+                f"running {stats.name}: {stats.rows_read:,} rows read, {stats.rows_per_second:,.0f} rows/s"
+            )
             self.live.update(_stage_table(stats, title, False))
 
     def finish(self, stats: RunStats) -> None:

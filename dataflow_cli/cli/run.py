@@ -13,7 +13,9 @@ from dataflow_cli.cli.common import console, print_json, user_errors
 def run(
     spec: Path = typer.Argument(..., help="Pipeline spec (YAML)."),
     limit: int = typer.Option(None, "--limit", min=1, help="Process only the first N input rows."),
-    set_: list[str] = typer.Option([], "--set", help="Override a value: path=value (YAML-typed). Repeatable."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a value: path=value (YAML-typed). Repeatable."
+    ),
     fresh: bool = typer.Option(False, "--fresh", help="Ignore checkpoints from earlier runs."),
     run_dir: Path = typer.Option(None, "--run-dir", help="Run directory [default: .dataflow/runs/<name>]."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary on stderr."),

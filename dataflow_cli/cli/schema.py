@@ -13,4 +13,6 @@ def schema() -> None:
     document, failed = full_schema()
     print_json(document)
     for name in failed:
-        console().print(f"[yellow]warning[/yellow]: operator `{name}` failed to load; its params are not in the schema")
+        console().print(
+            f"[yellow]warning[/yellow]: operator `{name}` failed to load; its params are not in the schema"
+        )

@@ -12,7 +12,9 @@ from dataflow_cli.cli.common import console, print_json, user_errors
 @user_errors
 def validate(
     spec: Path = typer.Argument(..., help="Pipeline spec (YAML)."),
-    set_: list[str] = typer.Option([], "--set", help="Override a value: path=value (YAML-typed). Repeatable."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a value: path=value (YAML-typed). Repeatable."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Validate a pipeline spec: structure, operators, params and column flow."""
@@ -26,7 +28,9 @@ def validate(
             print_json(
                 {
                     "valid": False,
-                    "errors": [{"location": i.location, "path": i.path, "message": i.message} for i in errors.issues],
+                    "errors": [
+                        {"location": i.location, "path": i.path, "message": i.message} for i in errors.issues
+                    ],
                 }
             )
             raise typer.Exit(2) from None

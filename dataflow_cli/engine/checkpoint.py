@@ -121,7 +121,9 @@ class RunDir:
 
     # Metadata --------------------------------------------------------------------------
     def write_json(self, name: str, payload: dict[str, Any]) -> None:
-        atomic_write_text(self.root / name, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+        atomic_write_text(
+            self.root / name, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n"
+        )
 
     def write_text(self, name: str, text: str) -> None:
         atomic_write_text(self.root / name, text)

@@ -86,7 +86,9 @@ def make_delta(stage: Stage, table: pa.Table, result: Any, *, sparse: bool = Tru
         return pa.table(columns)
 
     if not isinstance(result, dict):
-        raise OperatorContractError(f"{who}: {op.kind} must return a dict of columns, got {type(result).__name__}")
+        raise OperatorContractError(
+            f"{who}: {op.kind} must return a dict of columns, got {type(result).__name__}"
+        )
     if op.kind == "refine":
         columns = {}
         for logical, values in result.items():
@@ -111,7 +113,9 @@ def _refine_delta(columns: dict[str, tuple[Any, pa.Array]], n: int) -> pa.Table:
         differs = pc.fill_null(pc.not_equal(original, new), True)
         same_null = pc.equal(pc.is_null(original), pc.is_null(new))
         both_null = pc.and_(pc.is_null(original), pc.is_null(new))
-        changed |= pc.or_(pc.and_(differs, pc.invert(both_null)), pc.invert(same_null)).to_numpy(zero_copy_only=False)
+        changed |= pc.or_(pc.and_(differs, pc.invert(both_null)), pc.invert(same_null)).to_numpy(
+            zero_copy_only=False
+        )
     if changed.sum() * 2 >= n:
         return pa.table({name: new for name, (_, new) in columns.items()})
     rows = np.flatnonzero(changed)
@@ -146,12 +150,13 @@ def _first(columns: dict[str, Any]) -> Any:
 
 
 def _output_columns(op, result: dict[str, Any], n: int, who: str) -> dict[str, pa.Array]:
-    missing = [k for k in op.outputs if k not in result]
+    active = op.active_outputs()
+    missing = [k for k in active if k not in result]
     if missing:
         raise OperatorContractError(f"{who}: missing outputs {missing}")
     return {
         op.output_columns[logical]: _as_array(result[logical], n, who, op.outputs[logical].type)
-        for logical in op.outputs
+        for logical in active
     }
 
 
@@ -167,7 +172,9 @@ def apply_delta(stage: Stage, table: pa.Table, delta: pa.Table) -> tuple[pa.Tabl
         rejected = table.filter(pc.invert(keep))
         reason = pc.filter(delta.column(REASON), pc.invert(keep))
         detail = pc.filter(delta.column(DETAIL), pc.invert(keep))
-        full_reason = pc.if_else(pc.is_null(detail), reason, pc.binary_join_element_wise(reason, detail, ": "))
+        full_reason = pc.if_else(
+            pc.is_null(detail), reason, pc.binary_join_element_wise(reason, detail, ": ")
+        )
         return table.filter(keep), _with_reject_columns(rejected, stage.name, full_reason, reason)
 
     if kind == "refine":
@@ -200,13 +207,17 @@ def _apply_partial(stage: Stage, table: pa.Table, delta: pa.Table) -> tuple[pa.T
     failed_rows = delta.column(FAILED).is_valid()
     if SOURCE in delta.column_names:
         failures = delta.filter(failed_rows)
-        out, rejected = _apply_fanout(stage, table, delta.filter(pc.invert(failed_rows)).drop_columns([FAILED, RAW]), failures)
+        out, rejected = _apply_fanout(
+            stage, table, delta.filter(pc.invert(failed_rows)).drop_columns([FAILED, RAW]), failures
+        )
         return out, rejected
     ok = pc.invert(failed_rows)
     kept, rejected = apply_delta(stage, table.filter(ok), delta.filter(ok).drop_columns([FAILED, RAW]))
     if not pc.any(failed_rows).as_py():
         return kept, rejected
-    failed = _with_reject_columns(table.filter(failed_rows), stage.name, pc.filter(delta.column(FAILED), failed_rows))
+    failed = _with_reject_columns(
+        table.filter(failed_rows), stage.name, pc.filter(delta.column(FAILED), failed_rows)
+    )
     failed = failed.append_column("_raw_output", pc.filter(delta.column(RAW), failed_rows))
     parts = [t for t in (rejected, failed) if t is not None]
     return kept, pa.concat_tables(parts, promote_options="permissive")

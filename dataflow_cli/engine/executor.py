@@ -43,6 +43,7 @@ from dataflow_cli.spec.model import Spec, Stage
 log = logging.getLogger(__name__)
 
 GLOBAL_DONE = "complete.json"
+LLM_BATCHES_IN_FLIGHT = 8
 
 
 class Progress:
@@ -109,7 +110,10 @@ class Executor:
         self.run_dir = RunDir(run_dir, [s.name for s in self.stages], self.fingerprints)
         self.fresh = fresh
         self.progress = progress or Progress()
-        self.workers = workers
+        # Threads waiting on an LLM cost nothing but let more batches wait at once, so one
+        # batch stuck on a retry (Retry-After) does not hold the whole run back.
+        uses_llm = any(stage.operator.uses_llm for stage in spec.stages)
+        self.workers = max(workers, LLM_BATCHES_IN_FLIGHT) if uses_llm else workers
         self._lock = threading.Lock()
         self._computed_this_run: set[tuple[int, int]] = set()  # (stage, batch) shards written now
         self.llm = None
@@ -189,7 +193,9 @@ class Executor:
     # Input ----------------------------------------------------------------------------
     def _input_batches(self) -> Iterator[tuple[int, pa.Table]]:
         offset = 0
-        for index, table in enumerate(iter_batches(self.spec.input_paths, self.spec.batch_size, self.spec.limit)):
+        for index, table in enumerate(
+            iter_batches(self.spec.input_paths, self.spec.batch_size, self.spec.limit)
+        ):
             n = table.num_rows
             if "_id" in table.column_names:
                 ids = pc.cast(table.column("_id"), pa.string())
@@ -201,7 +207,9 @@ class Executor:
             yield index, table
 
     # Stage application ----------------------------------------------------------------
-    def _advance(self, k: int, i: int, table: pa.Table, record: _StageRecord) -> tuple[pa.Table, pa.Table | None]:
+    def _advance(
+        self, k: int, i: int, table: pa.Table, record: _StageRecord
+    ) -> tuple[pa.Table, pa.Table | None]:
         """Batch `i` through stage `k`: replay its checkpoint or compute and save one."""
         stage = self.stages[k]
         record.rows_in = table.num_rows
@@ -231,7 +239,9 @@ class Executor:
         record.rows_out = table.num_rows
         return table, rejected
 
-    def _through(self, i: int, table: pa.Table, stop: int) -> tuple[pa.Table, list[pa.Table], list[_StageRecord]]:
+    def _through(
+        self, i: int, table: pa.Table, stop: int
+    ) -> tuple[pa.Table, list[pa.Table], list[_StageRecord]]:
         rejected: list[pa.Table] = []
         records: list[_StageRecord] = []
         for k in range(stop):
@@ -281,7 +291,9 @@ class Executor:
                 self._computed_this_run.add((k, i))
             count += 1
         if count != len(shapes):
-            raise RuntimeError(f"global operator `{stage.op_name}` yielded {count} results for {len(shapes)} batches")
+            raise RuntimeError(
+                f"global operator `{stage.op_name}` yielded {count} results for {len(shapes)} batches"
+            )
         self.stats.stages[k].seconds += time.perf_counter() - t0 - waited
         marker.write_text(json.dumps({"batches": count}))
 

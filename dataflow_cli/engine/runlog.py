@@ -22,7 +22,9 @@ def run_logging(directory: Path, spec: Spec) -> Iterator[None]:
     directory.mkdir(parents=True, exist_ok=True)
     from dataflow_cli.io.writers import atomic_write_text
 
-    atomic_write_text(directory / "spec.resolved.yaml", yaml.safe_dump(spec.resolved, sort_keys=False, allow_unicode=True))
+    atomic_write_text(
+        directory / "spec.resolved.yaml", yaml.safe_dump(spec.resolved, sort_keys=False, allow_unicode=True)
+    )
     handler = logging.FileHandler(directory / "run.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger = logging.getLogger("dataflow_cli")

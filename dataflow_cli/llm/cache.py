@@ -108,7 +108,9 @@ class RequestCache:
         total, prompt, completion = db.execute(
             "SELECT COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) FROM completions"
         ).fetchone()
-        models = dict(db.execute("SELECT model, COUNT(*) FROM completions GROUP BY model ORDER BY 2 DESC").fetchall())
+        models = dict(
+            db.execute("SELECT model, COUNT(*) FROM completions GROUP BY model ORDER BY 2 DESC").fetchall()
+        )
         size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
         return {
             "path": str(self.path),

@@ -179,7 +179,15 @@ class LLMEngine:
             stats.cache_hits += len(requests) - len(misses)
         if misses:
             answers = self._on_loop(
-                self._complete_misses(state, [requests[i] for i in misses], [keys[i] for i in misses], stats, policy, stage, use_cache)
+                self._complete_misses(
+                    state,
+                    [requests[i] for i in misses],
+                    [keys[i] for i in misses],
+                    stats,
+                    policy,
+                    stage,
+                    use_cache,
+                )
             )
             for i, answer in zip(misses, answers, strict=True):
                 results[i] = answer
@@ -247,10 +255,12 @@ class LLMEngine:
                     continue
                 answer = LLMError("invalid_output", problem, raw=answer.text)
             if answer.kind in FATAL:
-                raise self._stop(FatalLLMError(
-                    f"backend `{state.name}`: {answer.reason()}: {answer.message}",
-                    hint="check the key in the environment variable named by `api_key_env`, and the model name",
-                ))
+                raise self._stop(
+                    FatalLLMError(
+                        f"backend `{state.name}`: {answer.reason()}: {answer.message}",
+                        hint="check the key in the environment variable named by `api_key_env`, and the model name",
+                    )
+                )
             if answer.retryable and attempt < config.max_retries:
                 attempt += 1
                 stats.retries += 1
@@ -317,7 +327,9 @@ class LLMEngine:
                             continue
                         answer = LLMError("invalid_output", problem, raw=answer.text)
                     if answer.kind in FATAL:
-                        raise self._stop(FatalLLMError(f"backend `{state.name}`: {answer.reason()}: {answer.message}"))
+                        raise self._stop(
+                            FatalLLMError(f"backend `{state.name}`: {answer.reason()}: {answer.message}")
+                        )
                     if answer.retryable and attempts[i] < config.max_retries:
                         attempts[i] += 1
                         stats.retries += 1
@@ -325,7 +337,14 @@ class LLMEngine:
                         continue
                     answers[i] = self._failed(answer, stats, policy, stage)
                 if retry and any(attempts[i] for i in retry):
-                    await asyncio.sleep(_delay(LLMError("server", ""), max(attempts[i] for i in retry), config.backoff, config.max_backoff))
+                    await asyncio.sleep(
+                        _delay(
+                            LLMError("server", ""),
+                            max(attempts[i] for i in retry),
+                            config.backoff,
+                            config.max_backoff,
+                        )
+                    )
                 pending = retry
         return answers
 
@@ -340,17 +359,21 @@ class LLMEngine:
         stats.errors += 1
         stats.errors_by_kind[error.kind] += 1
         if policy.on_error == "fail":
-            raise self._stop(FatalLLMError(
-                f"stage `{stage}`: request failed ({error.reason()}: {error.message})",
-                hint="set `on_error: reject` on the stage to send failing rows to the rejects file instead",
-            ))
+            raise self._stop(
+                FatalLLMError(
+                    f"stage `{stage}`: request failed ({error.reason()}: {error.message})",
+                    hint="set `on_error: reject` on the stage to send failing rows to the rejects file instead",
+                )
+            )
         if stats.requests >= policy.min_requests and stats.errors / stats.requests > policy.max_error_rate:
-            raise self._stop(FatalLLMError(
-                f"stage `{stage}`: {stats.errors} of {stats.requests} requests failed "
-                f"({stats.errors / stats.requests:.0%} > max_error_rate {policy.max_error_rate:.0%}); "
-                f"most common: {error.reason()}: {error.message}",
-                hint="finished batches are checkpointed and answers cached: fix the cause and run again",
-            ))
+            raise self._stop(
+                FatalLLMError(
+                    f"stage `{stage}`: {stats.errors} of {stats.requests} requests failed "
+                    f"({stats.errors / stats.requests:.0%} > max_error_rate {policy.max_error_rate:.0%}); "
+                    f"most common: {error.reason()}: {error.message}",
+                    hint="finished batches are checkpointed and answers cached: fix the cause and run again",
+                )
+            )
         return error
 
     def _stop(self, error: FatalLLMError) -> FatalLLMError:

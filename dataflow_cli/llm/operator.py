@@ -38,7 +38,9 @@ class LLMParams(BaseModel):
         None, description="Jinja prompt template over the row's columns (a stage `prompt:` overrides it)."
     )
     system: str | None = Field(None, description="System prompt sent before the user message.")
-    temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature (backend default if unset).")
+    temperature: float | None = Field(
+        None, ge=0, le=2, description="Sampling temperature (backend default if unset)."
+    )
     max_tokens: int | None = Field(None, ge=1, description="Most tokens to generate per answer.")
     top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling probability mass.")
     seed: int | None = Field(None, description="Sampling seed, where the backend supports it.")
@@ -82,7 +84,9 @@ class LLMOperator(Operator):
         # Template variables that are logical inputs read their bound column, not a column
         # of that name; the rest name columns directly.
         columns = list(self.input_columns.values())
-        return columns + [c for c in self.template_columns() if c not in columns and c not in self.input_columns]
+        return columns + [
+            c for c in self.template_columns() if c not in columns and c not in self.input_columns
+        ]
 
     def render(self, row: dict[str, Any]) -> str:
         from dataflow_cli.prompts import compile_template
@@ -126,9 +130,11 @@ class LLMOperator(Operator):
             if column not in out:
                 out[column] = table.column(column).to_pylist()
         names = list(out)
-        return [dict(zip(names, values, strict=True)) for values in zip(*out.values(), strict=True)] if names else [
-            {} for _ in range(batch.num_rows)
-        ]
+        return (
+            [dict(zip(names, values, strict=True)) for values in zip(*out.values(), strict=True)]
+            if names
+            else [{} for _ in range(batch.num_rows)]
+        )
 
     def ask(self, batch: Batch, samples: int = 1) -> tuple[list[dict[str, Any]], list[list[Any]]]:
         """Send every row's messages (`samples` times each). Returns the rows and, per row and

@@ -19,7 +19,9 @@ class Sampling:
     stop: tuple[str, ...] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items() if v is not None}
+        return {
+            k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items() if v is not None
+        }
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,9 @@ def parse_document(text: str, display: str) -> Document:
     except yaml.YAMLError as exc:
         raise SpecError(f"invalid YAML: {exc}", location=display) from None
     if node is None:
-        raise SpecError("spec file is empty", location=display, hint="run `dataflow init` for a starting point")
+        raise SpecError(
+            "spec file is empty", location=display, hint="run `dataflow init` for a starting point"
+        )
     doc = Document(data=None, file=display)
     doc.data = _build(node, (), doc)
     return doc
@@ -163,7 +165,9 @@ def apply_override(doc: Document, assignment: str) -> None:
     dotted, sep, raw_value = assignment.partition("=")
     where = f"--set {dotted}"
     if not sep or not dotted.strip():
-        raise SpecError(f"`--set {assignment}` is not of the form `path=value`", hint="e.g. --set input.limit=100")
+        raise SpecError(
+            f"`--set {assignment}` is not of the form `path=value`", hint="e.g. --set input.limit=100"
+        )
     try:
         value = yaml.safe_load(raw_value) if raw_value.strip() else ""
     except yaml.YAMLError:

@@ -38,7 +38,9 @@ def full_schema() -> tuple[dict[str, Any], list[str]]:
             schema["$defs"][f"{name}__{def_name}"] = definition
         params = json.loads(json.dumps(params).replace("#/$defs/", f"#/$defs/{name}__"))
         params.setdefault("description", cls.summary())
-        branches.append({"if": {"properties": {"op": {"const": name}}}, "then": {"properties": {"params": params}}})
+        branches.append(
+            {"if": {"properties": {"op": {"const": name}}}, "then": {"properties": {"params": params}}}
+        )
     stage["properties"]["op"]["enum"] = list(registry.entries())
     if branches:
         stage["allOf"] = branches

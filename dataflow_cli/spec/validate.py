@@ -43,7 +43,9 @@ def load_spec(path: Path, overrides: list[str] | tuple[str, ...] = (), *, check_
         out.unresolved.add(unresolved)
     data = doc.data
     if not isinstance(data, dict):
-        raise SpecError("the spec must be a mapping of keys (version, name, input, ...)", location=doc.locate(()))
+        raise SpecError(
+            "the spec must be a mapping of keys (version, name, input, ...)", location=doc.locate(())
+        )
 
     _check_structure(data, out)
     spec_dir = path.resolve().parent
@@ -97,7 +99,11 @@ def _describe(value: Any) -> str:
         return "nothing (null)"
     if isinstance(value, str):
         return f"the string `{value}`"
-    return f"{kind.get(type(value), type(value).__name__)} (`{value}`)" if not isinstance(value, (dict, list)) else kind[type(value)]
+    return (
+        f"{kind.get(type(value), type(value).__name__)} (`{value}`)"
+        if not isinstance(value, (dict, list))
+        else kind[type(value)]
+    )
 
 
 def _report_schema_error(error, out: _Collector) -> None:
@@ -126,10 +132,15 @@ def _report_schema_error(error, out: _Collector) -> None:
         out.add(path, f"must be `{error.validator_value}`, got {_describe(error.instance)}")
         return
     if validator == "pattern":
-        out.add(path, f"`{error.instance}` may use only letters, digits, `_`, `.` and `-`, starting with a letter or digit")
+        out.add(
+            path,
+            f"`{error.instance}` may use only letters, digits, `_`, `.` and `-`, starting with a letter or digit",
+        )
         return
     if validator == "minItems":
-        out.add(path, f"needs at least {error.validator_value} item{'s' if error.validator_value != 1 else ''}")
+        out.add(
+            path, f"needs at least {error.validator_value} item{'s' if error.validator_value != 1 else ''}"
+        )
         return
     out.add(path, error.message)
 
@@ -151,7 +162,9 @@ def _check_backends(data: dict, out: _Collector) -> dict[str, Any]:
         try:
             cls = backend_class(config["provider"])
         except DataflowError as exc:
-            out.add(here + ("provider",), exc.reason + f" (known: {', '.join(f'`{p}`' for p in providers())})")
+            out.add(
+                here + ("provider",), exc.reason + f" (known: {', '.join(f'`{p}`' for p in providers())})"
+            )
             continue
         validated = _validate_model(cls.Config, config, here, out, "setting")
         if validated is not None:
@@ -159,7 +172,9 @@ def _check_backends(data: dict, out: _Collector) -> dict[str, Any]:
     return found
 
 
-def _check_stages(data: dict, spec_dir: Path, backends: dict[str, Any], out: _Collector) -> list[Stage] | None:
+def _check_stages(
+    data: dict, spec_dir: Path, backends: dict[str, Any], out: _Collector
+) -> list[Stage] | None:
     from dataflow_cli import registry
 
     raw_stages = data.get("stages")
@@ -171,7 +186,11 @@ def _check_stages(data: dict, spec_dir: Path, backends: dict[str, Any], out: _Co
     ok = True
     for index, raw in enumerate(raw_stages):
         here = ("stages", index)
-        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not isinstance(raw.get("op"), str):
+        if (
+            not isinstance(raw, dict)
+            or not isinstance(raw.get("name"), str)
+            or not isinstance(raw.get("op"), str)
+        ):
             ok = False  # already reported by the schema check
             continue
         name = raw["name"]
@@ -199,11 +218,15 @@ def _check_stages(data: dict, spec_dir: Path, backends: dict[str, Any], out: _Co
             )
             ok = False
             continue
-        backend_entry = _reference({"backend": backend_name}, "backend", backends, here, out) if backend_name else None
+        backend_entry = (
+            _reference({"backend": backend_name}, "backend", backends, here, out) if backend_name else None
+        )
         prompt_text = _prompt_text(raw, prompts, spec_dir, here, out)
         inputs = raw.get("inputs") if isinstance(raw.get("inputs"), dict) else {}
         outputs = raw.get("outputs") if isinstance(raw.get("outputs"), dict) else {}
-        if not _check_ports(cls, "inputs", inputs, here, out) or not _check_ports(cls, "outputs", outputs, here, out):
+        if not _check_ports(cls, "inputs", inputs, here, out) or not _check_ports(
+            cls, "outputs", outputs, here, out
+        ):
             ok = False
         params = _check_params(cls, raw.get("params") or {}, here, out)
         if params is None:
@@ -214,7 +237,9 @@ def _check_stages(data: dict, spec_dir: Path, backends: dict[str, Any], out: _Co
             operator.prompt = prompt_text
             if cls.uses_llm:
                 if not operator.template_text():
-                    out.add(here + ("op",), f"`{raw['op']}` needs a prompt: set `prompt:` or `params.template`")
+                    out.add(
+                        here + ("op",), f"`{raw['op']}` needs a prompt: set `prompt:` or `params.template`"
+                    )
                     ok = False
                     continue
                 operator.template_columns()  # a template syntax error surfaces here
@@ -374,7 +399,9 @@ def _check_input(data: dict, spec_dir: Path, out: _Collector) -> tuple[list[Path
         paths = expand_inputs(source["path"], spec_dir)
         return paths, read_schema(paths)
     except DataflowError as exc:
-        message = exc.reason if not exc.location or exc.location in exc.reason else f"{exc.location}: {exc.reason}"
+        message = (
+            exc.reason if not exc.location or exc.location in exc.reason else f"{exc.location}: {exc.reason}"
+        )
         out.add(("input", "path"), message)
         return [], None
 

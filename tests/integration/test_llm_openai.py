@@ -55,8 +55,11 @@ def env(monkeypatch, tmp_path):
 
 def test_generation_with_faults_loses_no_row_and_retries(openai_server_factory, env, cli):
     server = openai_server_factory(
-        latency=0.005, fail_rate=0.15, retry_after=0.1,
-        fail_kinds={"rate_limit": 1, "server_error": 1, "reset": 1, "malformed": 1}, require_api_key=SECRET,
+        latency=0.005,
+        fail_rate=0.15,
+        retry_after=0.1,
+        fail_kinds={"rate_limit": 1, "server_error": 1, "reset": 1, "malformed": 1},
+        require_api_key=SECRET,
     )
     spec = write_spec(env, server.base_url, 200)
     stats = cli.json("run", spec)

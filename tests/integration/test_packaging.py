@@ -28,8 +28,19 @@ def installed(tmp_path_factory):
     root = tmp_path_factory.mktemp("packaging")
     wheels = root / "wheels"
     for project in (REPO, REPO / "tests" / "plugins" / "dataflow-example-plugin"):
-        sh(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-           "-w", wheels, project, cwd=root)
+        sh(
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            wheels,
+            project,
+            cwd=root,
+        )
     venv = root / "venv"
     sh(sys.executable, "-m", "venv", venv, cwd=root)
     pip = venv / "bin" / "pip"
@@ -42,14 +53,25 @@ def installed(tmp_path_factory):
 
 
 def dataflow(installed, *args, check=True):
-    return sh(installed["venv"] / "bin" / "dataflow", *args, cwd=installed["work"], env=installed["env"], check=check)
+    return sh(
+        installed["venv"] / "bin" / "dataflow",
+        *args,
+        cwd=installed["work"],
+        env=installed["env"],
+        check=check,
+    )
 
 
 def test_wheel_works_outside_the_repo(installed):
     work = installed["work"]
     # The installed package, not the checkout, is what runs.
-    where = sh(installed["venv"] / "bin" / "python", "-c", "import dataflow_cli; print(dataflow_cli.__file__)",
-               cwd=work, env=installed["env"]).stdout
+    where = sh(
+        installed["venv"] / "bin" / "python",
+        "-c",
+        "import dataflow_cli; print(dataflow_cli.__file__)",
+        cwd=work,
+        env=installed["env"],
+    ).stdout
     assert str(REPO) not in where
     dataflow(installed, "init", "proj")
     assert (work / "proj" / "pipeline.yaml").exists()
@@ -94,6 +116,12 @@ def test_plugin_is_discovered_listed_and_run(installed):
     assert "Traceback" not in failed.stderr
 
     only_core = dict(installed["env"], DATAFLOW_PLUGINS="dataflow-cli")
-    names = [r["name"] for r in json.loads(
-        sh(installed["venv"] / "bin" / "dataflow", "operators", "list", "--json", cwd=work, env=only_core).stdout)]
+    names = [
+        r["name"]
+        for r in json.loads(
+            sh(
+                installed["venv"] / "bin" / "dataflow", "operators", "list", "--json", cwd=work, env=only_core
+            ).stdout
+        )
+    ]
     assert "shout_refiner" not in names and "range_filter" in names

@@ -85,10 +85,16 @@ def test_input_change_invalidates_checkpoints(project, cli):
     spec = project / "pipeline.yaml"
     cli.json("run", spec)
     data = project / "data" / "sample.jsonl"
-    data.write_text(data.read_text(encoding="utf-8").replace("Joyful.", "Joyful, glad, cheerful and content."), encoding="utf-8")
+    data.write_text(
+        data.read_text(encoding="utf-8").replace("Joyful.", "Joyful, glad, cheerful and content."),
+        encoding="utf-8",
+    )
     stats = cli.json("run", spec)
     assert all(s["batches_reused"] == 0 for s in stats["stages"])
-    assert any(r["response"] == "Joyful, glad, cheerful and content." for r in read_jsonl(project / "out" / "clean.jsonl"))
+    assert any(
+        r["response"] == "Joyful, glad, cheerful and content."
+        for r in read_jsonl(project / "out" / "clean.jsonl")
+    )
 
 
 def test_limit_and_output_formats(project, cli):
@@ -107,7 +113,9 @@ def test_limit_and_output_formats(project, cli):
 def _spec(tmp_path: Path, input_name: str, stages: str = "") -> Path:
     stages = stages or "  - name: measure\n    op: length_evaluator\n"
     spec = tmp_path / "spec.yaml"
-    spec.write_text(f"version: 1\nname: t\ninput: {{path: {input_name}}}\noutput: {{path: out/o.jsonl}}\nstages:\n{stages}")
+    spec.write_text(
+        f"version: 1\nname: t\ninput: {{path: {input_name}}}\noutput: {{path: out/o.jsonl}}\nstages:\n{stages}"
+    )
     return spec
 
 
@@ -192,7 +200,9 @@ def test_user_supplied_ids_are_kept(tmp_path, cli, monkeypatch):
 def test_glob_input_across_files(tmp_path, cli, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for part in range(3):
-        pq.write_table(pa.table({"text": [f"p{part} r{i}" for i in range(5)]}), tmp_path / f"part-{part}.parquet")
+        pq.write_table(
+            pa.table({"text": [f"p{part} r{i}" for i in range(5)]}), tmp_path / f"part-{part}.parquet"
+        )
     stats = cli.json("run", _spec(tmp_path, "part-*.parquet"), "--set", "input.batch_size=4")
     assert stats["rows_read"] == 15 and stats["batches"] == 4
     assert [r["text"] for r in read_jsonl(tmp_path / "out" / "o.jsonl")][5] == "p1 r0"

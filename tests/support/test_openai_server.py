@@ -194,6 +194,17 @@ def test_streaming_usage_chunk_when_asked(openai_server):
     assert all(c["usage"] is None for c in chunks[:-1])
 
 
+def test_unknown_routes(openai_server):
+    async def go():
+        async with aiohttp.ClientSession() as s:
+            async with s.get(openai_server.base_url + CHAT) as r:
+                wrong_method = r.status
+            async with s.post(openai_server.url + "/v2/nothing", json={}) as r:
+                return wrong_method, r.status
+
+    assert asyncio.run(go()) == (405, 404)
+
+
 def test_invalid_body_is_400(openai_server):
     async def go():
         async with aiohttp.ClientSession() as s:

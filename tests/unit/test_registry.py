@@ -12,7 +12,9 @@ from dataflow_cli import registry
 from dataflow_cli.errors import DataflowError, SpecError
 
 
-def make_dist(root: Path, name: str, entry_points: dict[str, str], modules: dict[str, str] | None = None) -> None:
+def make_dist(
+    root: Path, name: str, entry_points: dict[str, str], modules: dict[str, str] | None = None
+) -> None:
     info = root / f"{name.replace('-', '_')}-1.0.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
@@ -60,7 +62,10 @@ def test_dataflow_plugins_restricts_distributions(extra_path, monkeypatch):
 
 def test_broken_plugin_reports_reason(extra_path):
     make_dist(
-        extra_path, "broken-plugin", {"broken_filter": "regtest_broken:BrokenFilter"}, {"regtest_broken": "import nope_not_here\n"}
+        extra_path,
+        "broken-plugin",
+        {"broken_filter": "regtest_broken:BrokenFilter"},
+        {"regtest_broken": "import nope_not_here\n"},
     )
     with pytest.raises(DataflowError) as err:
         registry.load("broken_filter")
@@ -69,7 +74,12 @@ def test_broken_plugin_reports_reason(extra_path):
 
 
 def test_non_operator_entry_point_is_rejected(extra_path):
-    make_dist(extra_path, "odd-plugin", {"odd_filter": "regtest_odd:NotAnOperator"}, {"regtest_odd": "class NotAnOperator: pass\n"})
+    make_dist(
+        extra_path,
+        "odd-plugin",
+        {"odd_filter": "regtest_odd:NotAnOperator"},
+        {"regtest_odd": "class NotAnOperator: pass\n"},
+    )
     with pytest.raises(DataflowError, match="is not a dataflow"):
         registry.load("odd_filter")
 

@@ -29,11 +29,17 @@ class BackendConfig(BaseModel):
     provider: str = Field(description="Backend type: litellm, openai, vllm, local or fake.")
     model: str = Field("", description="Model name as the provider knows it.")
     max_concurrency: int = Field(16, ge=1, le=4096, description="Requests in flight at once.")
-    rpm: float | None = Field(None, gt=0, description="Requests per minute (shared by every stage on this backend).")
+    rpm: float | None = Field(
+        None, gt=0, description="Requests per minute (shared by every stage on this backend)."
+    )
     tpm: float | None = Field(None, gt=0, description="Tokens per minute (prompt + completion).")
     timeout: float = Field(60.0, gt=0, description="Seconds before one request times out.")
-    max_retries: int = Field(6, ge=0, le=100, description="Retries of a transient failure (429, 5xx, timeout).")
-    backoff: float = Field(0.5, ge=0, description="First retry delay in seconds; doubles each retry, with jitter.")
+    max_retries: int = Field(
+        6, ge=0, le=100, description="Retries of a transient failure (429, 5xx, timeout)."
+    )
+    backoff: float = Field(
+        0.5, ge=0, description="First retry delay in seconds; doubles each retry, with jitter."
+    )
     max_backoff: float = Field(30.0, ge=0, description="Longest delay between retries.")
     cache: bool = Field(True, description="Store completions in the request cache and reuse them.")
 

@@ -34,7 +34,9 @@ class FakeFailure(BaseModel):
     match: str = Field("", description="Fail requests whose last user message contains this text.")
     kind: str = Field("server", description="LLMError kind to raise.")
     status: int | None = Field(None, description="HTTP status to report.")
-    times: int | None = Field(None, description="Fail only this many times per distinct prompt (None = always).")
+    times: int | None = Field(
+        None, description="Fail only this many times per distinct prompt (None = always)."
+    )
     retry_after: float | None = Field(None, description="Retry-After seconds to report.")
 
 
@@ -88,7 +90,9 @@ class FakeBackend(Backend):
         elif self.config.reply_template is not None:
             from dataflow_cli.prompts import compile_template
 
-            completion = Completion(compile_template(self.config.reply_template).render(prompt=prompt, index=index))
+            completion = Completion(
+                compile_template(self.config.reply_template).render(prompt=prompt, index=index)
+            )
         elif request.json_schema is not None:
             completion = Completion(json.dumps(example_for_schema(request.json_schema)))
         else:
@@ -109,7 +113,12 @@ class FakeBackend(Backend):
                 if failure.times is not None and seen >= failure.times:
                     continue
                 self._failed[(number, prompt)] = seen + 1
-            raise LLMError(failure.kind, f"injected {failure.kind}", status=failure.status, retry_after=failure.retry_after)
+            raise LLMError(
+                failure.kind,
+                f"injected {failure.kind}",
+                status=failure.status,
+                retry_after=failure.retry_after,
+            )
 
 
 def _last_user(request: Request) -> str:

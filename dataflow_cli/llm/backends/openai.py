@@ -24,7 +24,9 @@ class OpenAIConfig(BackendConfig):
         None, description="Name of the environment variable holding the API key (never the key itself)."
     )
     headers: dict[str, str] = Field(default_factory=dict, description="Extra HTTP headers.")
-    extra_body: dict[str, Any] = Field(default_factory=dict, description="Extra fields merged into each request.")
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict, description="Extra fields merged into each request."
+    )
     json_mode: str = Field(
         "json_schema",
         description="How to ask for JSON when a stage declares a schema: json_schema, json_object or none.",

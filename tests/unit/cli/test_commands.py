@@ -91,7 +91,9 @@ def test_validate_json(cli, tmp_path):
     cli("init", tmp_path / "p")
     ok = cli.json("validate", tmp_path / "p" / "pipeline.yaml")
     assert ok["valid"] is True and len(ok["stages"]) == 7
-    bad = cli.json("validate", tmp_path / "p" / "pipeline.yaml", "--set", "stages.measure.op=length_evaluatr", expect=2)
+    bad = cli.json(
+        "validate", tmp_path / "p" / "pipeline.yaml", "--set", "stages.measure.op=length_evaluatr", expect=2
+    )
     assert bad["valid"] is False
     assert bad["errors"][0]["location"] == "--set stages.measure.op"
     assert "did you mean `length_evaluator`" in bad["errors"][0]["message"]
@@ -108,7 +110,9 @@ def test_help_does_not_import_heavy_modules():
         "heavy = [m for m in ('pandas', 'pyarrow', 'numpy', 'litellm', 'vllm', 'torch', 'jsonschema') if m in sys.modules]; "
         "print(','.join(heavy))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == ""
     help_text = subprocess.run(
         [sys.executable, "-m", "dataflow_cli", "--help"], capture_output=True, text=True, check=True

@@ -66,7 +66,9 @@ def test_evaluate_casts_to_declared_type():
 
 
 def test_filter_rejects_with_reason_and_detail():
-    verdict = Verdict([True, False, True, False], [None, "short", None, "dup"], [None, None, None, "of _id 0"])
+    verdict = Verdict(
+        [True, False, True, False], [None, "short", None, "dup"], [None, None, None, "of _id 0"]
+    )
     _, (out, rejected) = roundtrip(Keep(), verdict)
     assert out.column("_id").to_pylist() == ["0", "2"]
     assert rejected.column("_reason").to_pylist() == ["short", "dup: of _id 0"]
@@ -94,7 +96,11 @@ def test_fanout_ids_parents_and_childless_rows():
 
 
 def test_partial_failures_go_to_rejects_with_raw_output():
-    result = Partial({"score": [1.0, None, 3.0, None]}, [None, "llm server (HTTP 500)", None, "parse error: x"], [None, None, None, "garbage"])
+    result = Partial(
+        {"score": [1.0, None, 3.0, None]},
+        [None, "llm server (HTTP 500)", None, "parse error: x"],
+        [None, None, None, "garbage"],
+    )
     _, (out, rejected) = roundtrip(Score(), result)
     assert out.column("_id").to_pylist() == ["0", "2"] and out.column("score").to_pylist() == [1.0, 3.0]
     assert rejected.column("_reason").to_pylist() == ["llm server (HTTP 500)", "parse error: x"]
@@ -105,5 +111,7 @@ def test_partial_fanout_reports_the_failure_not_generated_no_rows():
     result = Partial(Fanout({"part": ["a1"]}, [0]), [None, "llm timeout", None, None])
     _, (out, rejected) = roundtrip(Split(), result)
     assert out.column("_id").to_pylist() == ["0.0"]
-    reasons = dict(zip(rejected.column("_id").to_pylist(), rejected.column("_reason").to_pylist(), strict=True))
+    reasons = dict(
+        zip(rejected.column("_id").to_pylist(), rejected.column("_reason").to_pylist(), strict=True)
+    )
     assert reasons == {"1": "llm timeout", "2": "generated no rows", "3": "generated no rows"}

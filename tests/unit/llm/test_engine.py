@@ -70,7 +70,9 @@ def test_permanent_errors_are_not_retried(make_engine):
 
 
 def test_retries_give_up_after_max_retries(make_engine):
-    backend = FakeBackend.scripted(lambda r: LLMError("server", "boom", status=500), max_retries=2, backoff=0.0)
+    backend = FakeBackend.scripted(
+        lambda r: LLMError("server", "boom", status=500), max_retries=2, backoff=0.0
+    )
     results, stats = run(make_engine(backend), [req("x")])
     assert results[0].kind == "server" and stats.calls == 3 and stats.errors == 1
 

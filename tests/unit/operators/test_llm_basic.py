@@ -91,7 +91,7 @@ def test_generator_one_sample_per_row():
     )
     with bound(op, lambda r: "  " + r.messages[-1]["content"].upper() + "\n") as backend:
         result = op.process(batch(word=["hi", "日本"]))
-    assert result == {"text": ["SAY HI", "SAY 日本"], "sample": [0, 0]}
+    assert result == {"text": ["SAY HI", "SAY 日本"]}  # no `sample` column when n == 1
     sampling = Sampling(temperature=0.7, max_tokens=20)
     assert backend.history == [
         Request(user("Say hi"), sampling, None, sample_index=0),

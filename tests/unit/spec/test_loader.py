@@ -55,7 +55,9 @@ def test_empty_document():
 
 
 def test_interpolation_defaults_escapes_and_missing():
-    doc = parse_document('a: "${HOME_DIR}/x"\nb: "${NOPE:-fallback}"\nc: "$${LITERAL}"\nd: "${MISSING}"\n', "s.yaml")
+    doc = parse_document(
+        'a: "${HOME_DIR}/x"\nb: "${NOPE:-fallback}"\nc: "$${LITERAL}"\nd: "${MISSING}"\n', "s.yaml"
+    )
     problems = interpolate(doc, {"HOME_DIR": "/home/me"})
     assert doc.data == {"a": "/home/me/x", "b": "fallback", "c": "${LITERAL}", "d": "${MISSING}"}
     assert problems == [("s.yaml:4:4", "d", "environment variable `MISSING` is not set", ("d",))]
