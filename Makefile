@@ -23,9 +23,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## Create .venv and install dataflow with dev tools
 
-demo: $(STAMP) ## Run the ready text_clean pipeline on its sample data
-	$(BIN)/dataflow run pipelines/text_clean/pipeline.yaml --fresh
-	@echo "output: pipelines/text_clean/out/clean.jsonl"
+demo: $(STAMP) ## Synthesize SFT data with the embedded local model (pipelines/sft_synthesis)
+	$(BIN)/dataflow run pipelines/sft_synthesis/pipeline.yaml
+	@echo "output: pipelines/sft_synthesis/out/sft.jsonl (rejects beside it)"
 
 lint: $(STAMP) ## ruff lint + format check
 	$(BIN)/ruff check .
@@ -46,6 +46,8 @@ test-vllm: ## Real vLLM backend tests on CPU (own venv .venv-vllm; converts Smol
 
 bench: $(STAMP) ## Benchmarks (not part of the test run); figures on stdout
 	$(BIN)/python bench/streaming.py
+	$(BIN)/python bench/llm_throughput.py
+	$(BIN)/python bench/text_filters.py
 
 clean: ## Remove the venv, run directories and outputs
 	rm -rf $(VENV) .dataflow pipelines/*/out build dist

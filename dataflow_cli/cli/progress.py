@@ -13,14 +13,14 @@ from dataflow_cli.engine.stats import RunStats
 def _stage_table(stats: RunStats, title: str, final: bool) -> Table:
     table = Table(title=title, title_justify="left", expand=False)
     table.add_column("stage", no_wrap=True)
-    table.add_column("op", style="dim", no_wrap=True)
+    table.add_column("op", style="dim", no_wrap=True, max_width=24, overflow="ellipsis")
     table.add_column("rows in", justify="right", no_wrap=True)
     table.add_column("rows out", justify="right", no_wrap=True)
-    table.add_column("dropped (top reasons)", max_width=60, overflow="fold")
+    table.add_column("dropped (top reasons)", min_width=24, max_width=60, overflow="fold")
     table.add_column("rows/s" if not final else "seconds", justify="right", no_wrap=True)
     table.add_column("reused", justify="right", style="dim", no_wrap=True)
     if any(s.llm for s in stats.stages):
-        table.add_column("llm requests (cached, retries, errors, tokens)", no_wrap=True)
+        table.add_column("llm req/cached/retried/failed, tokens", no_wrap=True)
     for s in stats.stages:
         reasons = ", ".join(
             f"{_short(reason)}: {count:,}" for reason, count in s.dropped_by_reason.most_common(3)
@@ -41,7 +41,7 @@ def _stage_table(stats: RunStats, title: str, final: bool) -> Table:
 
 def _llm_cell(llm: dict) -> str:
     tokens = llm["prompt_tokens"] + llm["completion_tokens"]
-    text = f"{llm['requests']:,} ({llm['cache_hits']:,}, {llm['retries']:,}, {llm['errors']:,}, {tokens:,})"
+    text = f"{llm['requests']:,}/{llm['cache_hits']:,}/{llm['retries']:,}/{llm['errors']:,}, {tokens:,}"
     if llm.get("in_flight"):
         text += f" in flight {llm['in_flight']}"
     if llm.get("cost"):
