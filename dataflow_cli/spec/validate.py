@@ -50,11 +50,14 @@ def load_spec(path: Path, overrides: list[str] | tuple[str, ...] = (), *, check_
     _check_structure(data, out)
     spec_dir = path.resolve().parent
     backends = _check_backends(data, out)
-    stages = _check_stages(data, spec_dir, backends, out)
+    stages, complete = _check_stages(data, spec_dir, backends, out)
     input_paths, input_schema = _check_input(data, spec_dir, out)
     output_path, rejects_path = _check_output(data, spec_dir, input_paths, out)
-    if check_columns and input_schema is not None and stages is not None:
-        _check_column_flow(stages, input_schema, out)
+    if check_columns and input_schema is not None:
+        # Stages after one that could not be built are not checked: their columns would
+        # depend on what the broken stage produces.
+        checkable = [stage for i, stage in enumerate(stages) if stage.index == i]
+        _check_column_flow(checkable, input_schema, out)
     if out.issues:
         raise SpecErrors(out.issues, doc.file)
 
@@ -68,7 +71,7 @@ def load_spec(path: Path, overrides: list[str] | tuple[str, ...] = (), *, check_
         rejects_path=rejects_path,
         batch_size=source.get("batch_size", DEFAULT_BATCH_SIZE),
         limit=source.get("limit"),
-        stages=stages or [],
+        stages=stages,
         input_schema=input_schema or {},
         resolved=as_written,
         backends={name: value for name, value in backends.items() if value is not None},
@@ -179,7 +182,7 @@ def _check_stages(
 
     raw_stages = data.get("stages")
     if not isinstance(raw_stages, list):
-        return None
+        return [], False
     prompts = data.get("prompts") if isinstance(data.get("prompts"), dict) else {}
     seen_names: dict[str, int] = {}
     stages: list[Stage] = []
@@ -264,9 +267,7 @@ def _check_stages(
                 max_error_rate=raw.get("max_error_rate", 0.2),
             )
         )
-        if cls.uses_llm and backend_entry is None:
-            ok = False  # unknown backend, reported by _reference
-    return stages if ok else None
+    return stages, ok
 
 
 def _reference(raw: dict, key: str, table: dict, here: tuple, out: _Collector) -> Any:
@@ -439,14 +440,22 @@ def _check_column_flow(stages: list[Stage], input_schema: dict[str, str], out: _
         op = stage.operator
         here = ("stages", stage.index)
         required = op.required_columns()
+        template_vars = set(op.template_columns()) if op.uses_llm else set()
         for column in required:
-            if column not in schema:
+            if isinstance(column, str) and column not in schema:  # non-strings: schema errors
                 logical = next((k for k, v in stage.inputs.items() if v == column), None)
-                path = here + ("inputs", logical) if logical in (stage.inputs or {}) else here + ("op",)
+                what = f"column `{column}`"
+                if logical in (stage.inputs or {}):
+                    path = here + ("inputs", logical)
+                elif column in template_vars:
+                    path = here + (("prompt",) if stage.prompt_text is not None else ("params", "template"))
+                    what = f"prompt variable `{column}`"
+                else:
+                    path = here + ("op",)
                 available = ", ".join(f"`{c}`" for c in schema if not c.startswith("_")) or "none"
                 out.add(
                     path,
-                    f"column `{column}` is not in the input or produced by an earlier stage"
+                    f"{what} is not in the input or produced by an earlier stage"
                     f"{did_you_mean(column, schema)} (available: {available})",
                 )
         for column in op.written_columns():
