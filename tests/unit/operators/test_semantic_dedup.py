@@ -127,8 +127,11 @@ def test_params_are_validated():
         semantic().filter(batch(["1"], ["x"]))
 
 
-@pytest.mark.skipif(HAS_SENTENCE_TRANSFORMERS, reason="the semantic extra is installed")
-def test_missing_extra_fails_at_construction_with_the_pip_line():
+def test_missing_extra_fails_at_construction_with_the_pip_line(monkeypatch):
+    import dataflow_cli.operator as operator_module
+
+    # Whether or not the extra is installed here, act as if it were not.
+    monkeypatch.setattr(operator_module, "_installed", lambda dist: False)
     with pytest.raises(DataflowError) as info:
         SemanticDedupFilter()
     assert "sentence-transformers" in info.value.reason
