@@ -80,6 +80,7 @@ def describe(name: str) -> dict[str, Any]:
         ],
         "params": params,
         "requires": list(cls.requires),
+        "default_template": getattr(cls, "default_template", "") or None,
         "params_schema": schema,
     }
 

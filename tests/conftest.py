@@ -23,6 +23,7 @@ def pytest_configure(config):
     """`make test` sets DATAFLOW_REQUIRE_EXTRAS=1: there, tests of optional backends must run,
     so a missing extra is an error instead of a quiet skip."""
     import importlib
+    import importlib.util
     import os
 
     if os.environ.get("DATAFLOW_REQUIRE_EXTRAS") == "1":

@@ -118,3 +118,9 @@ def test_help_does_not_import_heavy_modules():
         [sys.executable, "-m", "dataflow_cli", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "run" in help_text and "validate" in help_text
+
+
+def test_operators_show_renders_the_default_prompt(cli):
+    out = cli("operators", "show", "prompted_evaluator").stdout
+    assert "Default prompt template" in out and "{{ text }}" in out
+    assert cli.json("operators", "show", "prompted_evaluator")["default_template"].startswith("Rate the quality")
