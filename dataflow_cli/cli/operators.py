@@ -81,7 +81,9 @@ def show(
         out.print()
         out.print(table)
     if info.get("default_template"):
-        out.print("\n[bold]Default prompt template[/bold] (override with the stage's `prompt:` or `params.template`)")
+        out.print(
+            "\n[bold]Default prompt template[/bold] (override with the stage's `prompt:` or `params.template`)"
+        )
         out.print(escape(info["default_template"].rstrip()), highlight=False)
     out.print("\n[bold]Example stage[/bold]")
     out.print(escape(example_stage(info)), highlight=False)

@@ -45,6 +45,11 @@ class LLMParams(BaseModel):
     top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling probability mass.")
     seed: int | None = Field(None, description="Sampling seed, where the backend supports it.")
     stop: list[str] | None = Field(None, description="Stop sequences.")
+    messages_column: str | None = Field(
+        None,
+        description="A column holding earlier turns (a list of {role, content}) sent before the "
+        "rendered template, for multi-turn prompts; with no template the turns are sent alone.",
+    )
 
 
 class LLMClient:
@@ -78,15 +83,18 @@ class LLMOperator(Operator):
     def template_columns(self) -> list[str]:
         from dataflow_cli.prompts import template_variables
 
+        text = self.template_text()
+        return sorted(template_variables(text)) if text else []
+
         return sorted(template_variables(self.template_text()))
 
     def required_columns(self) -> list[str]:
         # Template variables that are logical inputs read their bound column, not a column
         # of that name; the rest name columns directly.
         columns = list(self.input_columns.values())
-        return columns + [
-            c for c in self.template_columns() if c not in columns and c not in self.input_columns
-        ]
+        columns += [c for c in self.template_columns() if c not in columns and c not in self.input_columns]
+        history = getattr(self.params, "messages_column", None)
+        return columns + [history] if history and history not in columns else columns
 
     def render(self, row: dict[str, Any]) -> str:
         from dataflow_cli.prompts import compile_template
@@ -98,7 +106,11 @@ class LLMOperator(Operator):
         system = getattr(self.params, "system", None)
         if system:
             messages.append({"role": "system", "content": system})
-        messages.append({"role": "user", "content": self.render(row)})
+        history = getattr(self.params, "messages_column", None)
+        if history:
+            messages.extend({"role": str(m["role"]), "content": str(m["content"])} for m in row[history])
+        if self.template_text():
+            messages.append({"role": "user", "content": self.render(row)})
         return messages
 
     def json_schema(self) -> dict[str, Any] | None:
@@ -126,7 +138,8 @@ class LLMOperator(Operator):
         out: dict[str, list] = {}
         for logical, column in self.input_columns.items():
             out[logical] = table.column(column).to_pylist()
-        for column in self.template_columns():
+        history = getattr(self.params, "messages_column", None)
+        for column in self.template_columns() + ([history] if history else []):
             if column not in out:
                 out[column] = table.column(column).to_pylist()
         names = list(out)

@@ -239,9 +239,10 @@ def _check_stages(
             operator = cls(params, inputs=inputs, outputs=outputs)
             operator.prompt = prompt_text
             if cls.uses_llm:
-                if not operator.template_text():
+                if not operator.template_text() and not getattr(params, "messages_column", None):
                     out.add(
-                        here + ("op",), f"`{raw['op']}` needs a prompt: set `prompt:` or `params.template`"
+                        here + ("op",),
+                        f"`{raw['op']}` needs a prompt: set `prompt:`, `params.template` or `params.messages_column`",
                     )
                     ok = False
                     continue

@@ -123,4 +123,6 @@ def test_help_does_not_import_heavy_modules():
 def test_operators_show_renders_the_default_prompt(cli):
     out = cli("operators", "show", "prompted_evaluator").stdout
     assert "Default prompt template" in out and "{{ text }}" in out
-    assert cli.json("operators", "show", "prompted_evaluator")["default_template"].startswith("Rate the quality")
+    assert cli.json("operators", "show", "prompted_evaluator")["default_template"].startswith(
+        "Rate the quality"
+    )

@@ -339,3 +339,21 @@ def test_operators_show(name):
     result = CliRunner().invoke(app, ["operators", "show", name])
     assert result.exit_code == 0, result.output
     assert name in result.stdout and "Params" in result.stdout and "Example stage" in result.stdout
+
+
+def test_multi_turn_messages_from_a_column():
+    from operators.llm_basic import PromptedGenerator
+
+    op = PromptedGenerator(
+        PromptedGenerator.Params(system="Be brief.", messages_column="history", template="And {{ topic }}?")
+    )
+    history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+    assert op.required_columns() == ["topic", "history"]
+    assert op.build_messages({"topic": "cats", "history": history}) == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "And cats?"},
+    ]
+    alone = PromptedGenerator(PromptedGenerator.Params(messages_column="history"))
+    assert alone.build_messages({"history": history}) == history
