@@ -54,13 +54,20 @@ def _escape_replacement(text: str) -> str:
     return text.replace("\\", "\\\\")
 
 
-def remove_tokens(text: pa.Array, token: str, replacement: str = "") -> pa.Array:
+# Unicode noncharacters, one of which marks removed tokens while spacing is mended.
+_MARKERS = [chr(c) for c in range(0xFDD0, 0xFDF0)]
+
+
+def remove_tokens(text: pa.Array, token: str, replacement: str = "", brackets: bool = False) -> pa.Array:
     """Replace every match of RE2 `token` by `replacement`; when removing (replacement ""),
     also mend the spacing around what was removed.
 
+    When removing: with `brackets`, a token wrapped in (), [] or <> goes with its brackets.
     Consecutive tokens separated only by spaces/tabs count as one run. A run with spaces on both
     sides leaves one space; a run alone on its line removes the line; at a line start or end,
-    or before closing punctuation, the run takes its adjacent spaces with it.
+    or before closing punctuation, the run takes its adjacent spaces with it. Tokens are first
+    turned into a noncharacter marker absent from the text (one pass of the possibly costly
+    token pattern), and the spacing passes then look for that one character.
     """
     mask = may_match(text, token)
     if not pc.any(mask).as_py():
@@ -68,18 +75,28 @@ def remove_tokens(text: pa.Array, token: str, replacement: str = "") -> pa.Array
     part = pc.filter(text, mask)
     if replacement:
         part = pc.replace_substring_regex(part, token, _escape_replacement(replacement))
+        return pc.replace_with_mask(text, mask, part)
+    marker = next((m for m in _MARKERS if not pc.any(pc.match_substring(part, m)).as_py()), None)
+    if marker is None:  # every marker occurs in the text: match the token itself each time
+        mark = f"(?:{_bracketed(token)})" if brackets else f"(?:{token})"
     else:
-        run = f"(?:{token})(?:[ \\t]*(?:{token}))*"
-        for pattern, rewrite in (
-            (f"\\n[ \\t]*{run}[ \\t]*(\\n|$)", r"\1"),  # a line holding only tokens goes
-            (f"^[ \\t]*{run}[ \\t]*(?:\\n|$)", ""),
-            (f"[ \\t]+{run}[ \\t]+", " "),
-            (f"(^|\\n)[ \\t]*{run}[ \\t]*", r"\1"),
-            (f"[ \\t]*{run}[ \\t]*(\\n|$)", r"\1"),
-            (f"[ \\t]*{run}([.,;:!?)\\]}}])", r"\1"),
-            (run, ""),
-        ):
-            part = pc.replace_substring_regex(part, pattern, rewrite)
+        part = pc.replace_substring_regex(part, token, marker)
+        if brackets:
+            part = pc.replace_substring(part, f"({marker})", marker)
+            part = pc.replace_substring(part, f"[{marker}]", marker)
+            part = pc.replace_substring(part, f"<{marker}>", marker)
+        mark = f"\\x{{{ord(marker):X}}}"
+    run = f"{mark}(?:[ \\t]*{mark})*"
+    for pattern, rewrite in (
+        (f"\\n[ \\t]*{run}[ \\t]*(\\n|$)", r"\1"),  # a line holding only tokens goes
+        (f"^[ \\t]*{run}[ \\t]*(?:\\n|$)", ""),
+        (f"[ \\t]+{run}[ \\t]+", " "),
+        (f"(^|\\n)[ \\t]*{run}[ \\t]*", r"\1"),
+        (f"[ \\t]*{run}[ \\t]*(\\n|$)", r"\1"),
+        (f"[ \\t]*{run}([.,;:!?)\\]}}])", r"\1"),
+        (run, ""),
+    ):
+        part = pc.replace_substring_regex(part, pattern, rewrite)
     return pc.replace_with_mask(text, mask, part.cast(text.type))
 
 
@@ -380,9 +397,7 @@ class UrlRemovalRefiner(Refiner):
     def refine(self, batch: Batch) -> dict[str, pa.Array]:
         text = text_column(batch, "text")
         token = f"{EMAIL_RE2}|{URL_RE2}" if self.params.remove_emails else URL_RE2
-        if not self.params.replacement:
-            token = _bracketed(token)
-        return {"text": remove_tokens(text, token, self.params.replacement)}
+        return {"text": remove_tokens(text, token, self.params.replacement, brackets=True)}
 
 
 # --- unicode_fix_refiner ---
@@ -861,12 +876,22 @@ def _nth_end(pattern: re.Pattern, text: str, n: int) -> int | None:
     return None
 
 
+_CLOSING = frozenset(".,;:!?)]}\u2026")
+
+
 def _boundary(text: str, cut: int) -> int:
     """The last word boundary at or before `cut` (> 0): a position next to whitespace or a CJK
-    character. Without one within `_BACKOFF` characters, `cut` itself (a hard cut)."""
+    character, or between a letter/digit and closing punctuation (. , ; : ! ? ) ] } …). Without
+    one within `_BACKOFF` characters, `cut` itself (a hard cut)."""
     for pos in range(cut, max(cut - _BACKOFF, 0), -1):
         before, after = text[pos - 1], text[pos]
-        if after.isspace() or before.isspace() or _CJK_CHAR.match(before) or _CJK_CHAR.match(after):
+        if (
+            after.isspace()
+            or before.isspace()
+            or (after in _CLOSING and before.isalnum())
+            or _CJK_CHAR.match(before)
+            or _CJK_CHAR.match(after)
+        ):
             return pos
     return cut
 
@@ -880,8 +905,8 @@ class TruncateRefiner(Refiner):
     is a token, so is each run of other letters/digits and each other non-space character
     ("don't" is 3 tokens, "日本語" 3) — roughly a subword tokenizer's count on English prose,
     an overestimate for code. With several limits the shortest result wins. The cut moves back
-    to a word boundary (next to whitespace or a CJK character; a word longer than 1000 characters
-    is cut inside), trailing whitespace is removed and `suffix` appended. A text within every
+    to a word boundary (next to whitespace or a CJK character, or before closing punctuation; a
+    word longer than 1000 characters is cut inside), trailing whitespace is removed and `suffix` appended. A text within every
     limit is unchanged. Null stays null.
 
     Inputs:

@@ -255,11 +255,13 @@ class LLMEngine:
                     continue
                 answer = LLMError("invalid_output", problem, raw=answer.text)
             if answer.kind in FATAL:
+                hint = (
+                    "check the key in the environment variable named by `api_key_env`, and the model name"
+                    if answer.kind == "auth"
+                    else "check the backend's model settings"
+                )
                 raise self._stop(
-                    FatalLLMError(
-                        f"backend `{state.name}`: {answer.reason()}: {answer.message}",
-                        hint="check the key in the environment variable named by `api_key_env`, and the model name",
-                    )
+                    FatalLLMError(f"backend `{state.name}`: {answer.reason()}: {answer.message}", hint=hint)
                 )
             if answer.retryable and attempt < config.max_retries:
                 attempt += 1

@@ -67,14 +67,15 @@ class Completion:
 
 # Error kinds. Transient ones are retried with backoff; the rest fail fast.
 RETRYABLE = frozenset({"rate_limit", "server", "timeout", "connection"})
-FATAL = frozenset({"auth"})  # stops the whole run: every other request would fail the same way
+# Stop the whole run: every other request would fail the same way.
+FATAL = frozenset({"auth", "unavailable"})  # unavailable: the model could not be loaded
 
 
 class LLMError(Exception):
     """A failed request, classified so the engine knows whether to retry.
 
     kind: rate_limit | server | timeout | connection | auth | bad_request | not_found |
-          invalid_output | backend
+          invalid_output | unavailable (model cannot load) | backend
     """
 
     def __init__(

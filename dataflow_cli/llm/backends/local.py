@@ -189,7 +189,7 @@ class LocalBackend(Backend):
                     self._load_error = f"llama.cpp could not load {self.model_path}: {exc}"[:500]
                     log.error("%s", self._load_error)
             if self._load_error is not None:
-                return [LLMError("backend", self._load_error) for _ in requests]
+                return [LLMError("unavailable", self._load_error) for _ in requests]
             return [self._one(llm, r) for r in requests]
 
     # --- event-loop side -------------------------------------------------------------------------

@@ -184,7 +184,7 @@ class VLLMBackend(Backend):
                     )
                     log.error("%s", self._load_error)
             if self._load_error is not None:
-                return [LLMError("backend", self._load_error) for _ in requests]
+                return [LLMError("unavailable", self._load_error) for _ in requests]
             try:
                 return self._chat(llm, requests)
             except Exception as exc:  # noqa: BLE001 - one bad request fails vLLM's whole batch

@@ -186,3 +186,10 @@ def test_schema_problem_accepts_fenced_json():
 def test_completion_defaults():
     c = Completion("hi")
     assert c.cached is False and c.cost is None
+
+
+def test_a_model_that_cannot_load_stops_the_run(make_engine):
+    backend = FakeBackend.scripted(lambda r: LLMError("unavailable", "llama.cpp could not load model.gguf"))
+    with pytest.raises(FatalLLMError, match="could not load") as err:
+        run(make_engine(backend), [req("x"), req("y")])
+    assert "model settings" in err.value.hint

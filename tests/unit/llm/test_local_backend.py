@@ -90,7 +90,7 @@ def test_unloadable_model_fails_each_request_once(tmp_path):
     broken.write_bytes(b"not a gguf file")
     be = LocalBackend(LocalConfig(provider="local", model_path=str(broken)))
     results = asyncio.run(be.complete_batch([ask("a"), ask("b")]))
-    assert [r.kind for r in results] == ["backend", "backend"]
+    assert [r.kind for r in results] == ["unavailable", "unavailable"]
     assert str(broken) in results[0].message
     assert be.identity() == "local:broken.gguf"
 

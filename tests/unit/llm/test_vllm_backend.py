@@ -205,7 +205,7 @@ def test_load_failure_is_remembered(fake, monkeypatch):
     be = make()
     first = asyncio.run(be.complete_batch([ask("a"), ask("b")]))
     second = asyncio.run(be.complete_batch([ask("c")]))
-    assert [e.kind for e in first + second] == ["backend"] * 3
+    assert [e.kind for e in first + second] == ["unavailable"] * 3
     assert "no CUDA device" in first[0].message
     assert len(calls) == 1
 
