@@ -92,6 +92,7 @@ class PromptedEvaluator(LLMOperator, Evaluator):
         parse: `number` (first number in the answer) or `label` (first listed label found).
         min_score, max_score: valid range in number mode.
         labels: the allowed labels in label mode.
+        template, system, temperature, max_tokens, top_p, seed, stop, messages_column: see LLM params.
     """
 
     name = "prompted_evaluator"

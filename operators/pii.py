@@ -210,14 +210,23 @@ def phone_valid(candidate: str) -> bool:
 
 def find_pii(text: str, kinds) -> list[tuple[int, int, str]]:
     """Non-overlapping `(start, end, kind)` spans of the PII of `kinds` in `text`, in order."""
-    spans: list[tuple[int, int, str]] = []
+    spans: list[tuple[int, int, str]] = []  # sorted, non-overlapping
     for kind in _PRIORITY:
         if kind not in kinds:
             continue
-        for start, end in _candidates(text, kind):
-            if all(end <= s or start >= e for s, e, _ in spans):
-                spans.append((start, end, kind))
-    return sorted(spans)
+        added: list[tuple[int, int, str]] = []
+        taken, last_end = 0, -1
+        for start, end in sorted(_candidates(text, kind)):
+            if start < last_end:
+                continue  # overlaps an earlier item of this kind
+            while taken < len(spans) and spans[taken][1] <= start:
+                taken += 1
+            if taken < len(spans) and spans[taken][0] < end:
+                continue  # overlaps an item of a higher-priority kind
+            added.append((start, end, kind))
+            last_end = end
+        spans = sorted(spans + added)  # two sorted runs: a linear merge
+    return spans
 
 
 def _candidates(text: str, kind: str):
@@ -244,8 +253,11 @@ def _candidates(text: str, kind: str):
     elif kind == "phone":
         blanked = _DATE.sub(lambda m: "D" * len(m.group(0)), text)
         for m in _PHONE.finditer(blanked):
-            if phone_valid(m.group(0)):
-                yield m.span()
+            candidate, start = m.group(0), m.start()
+            if candidate.startswith("(") and candidate.count("(") > candidate.count(")"):
+                candidate, start = candidate[1:], start + 1  # "(555-123-4567)": the "(" is prose
+            if phone_valid(candidate):
+                yield start, m.end()
 
 
 class _KindsParams(BaseModel):

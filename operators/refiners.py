@@ -532,8 +532,7 @@ def _re2_class(chars: str) -> str:
 
 
 class PunctuationNormalizeRefiner(Refiner):
-    """Normalize punctuation: straight quotes, ASCII dashes and ellipses, no fullwidth marks,
-    no long runs of repeated punctuation.
+    """Normalize punctuation: straight quotes, ASCII dashes, no fullwidth marks or long runs.
 
     Mappings (each can be turned off): curly single quotes ‘ ’ ‚ ‛ -> ' and double quotes “ ” „ ‟
     -> " (`quotes`; guillemets and primes are kept); hyphens and dashes ‐ ‑ ‒ – — ― ⸺ ⸻, the minus
@@ -696,6 +695,7 @@ _LOGIN = r"(?:log\s*-?\s*in|log\s*-?\s*out|sign\s*-?\s*in|sign\s*-?\s*up|registe
 BOILERPLATE_PATTERNS: tuple[str, ...] = (
     # cookie and consent banners
     r"\bcookies?\b.*\b(?:use|uses|using|accept|consent|agree|policy|settings|preferences|experience)\b",
+    r"\b(?:we|this\s+(?:web)?site|our\s+(?:web)?site)\s+uses?\s+cookies\b",
     r"\b(?:accept|allow|reject|manage)\s+(?:all\s+)?cookies\b",
     r"\bwe\s+(?:value\s+)?your\s+privacy\b",
     r"\ball\s+rights\s+reserved\b",

@@ -260,7 +260,7 @@ def test_pretrain_pipeline_runs_through_the_cli(cli, tmp_path):
     project = tmp_path / "pretrain_filter"
     shutil.copytree(REPO / "pipelines" / "pretrain_filter", project, ignore=shutil.ignore_patterns("out"))
     stats = cli.json("run", project / "pipeline.yaml", "--run-dir", tmp_path / "run", "--quiet")
-    assert stats["rows_read"] == 60
+    assert stats["rows_read"] == 63
     assert stats["rows_read"] == stats["rows_written"] + stats["rows_rejected"]
     by_name = {s["name"]: s for s in stats["stages"]}
     assert by_name["exact_dedup"]["dropped_by_reason"] == {"duplicate": 4}
