@@ -71,6 +71,30 @@ class Backend:
         return None
 
 
+class InProcessBackend(Backend):
+    """A model running in this process (llama.cpp, vLLM): fastest on whole batches, and not safe
+    to call from several threads. Subclasses implement `_run(requests)`, which executes in a
+    worker thread, one batch at a time, and returns a Completion or LLMError per request."""
+
+    batched = True
+
+    def _run(self, requests: list[Request]) -> list[Completion | LLMError]:
+        raise NotImplementedError
+
+    async def complete_batch(self, requests: list[Request]) -> list[Completion | LLMError]:
+        import asyncio
+
+        if not requests:
+            return []
+        return await asyncio.to_thread(self._run, list(requests))
+
+    async def complete(self, request: Request) -> Completion:
+        (result,) = await self.complete_batch([request])
+        if isinstance(result, LLMError):
+            raise result
+        return result
+
+
 def config_fields(config: BackendConfig) -> dict[str, Any]:
     """The config without secrets, for fingerprints and the run directory."""
     return {k: v for k, v in config.model_dump().items() if "key" not in k.lower()}

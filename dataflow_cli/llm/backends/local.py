@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from dataflow_cli.errors import DataflowError
-from dataflow_cli.llm.backends.base import Backend, BackendConfig
+from dataflow_cli.llm.backends.base import BackendConfig, InProcessBackend
 from dataflow_cli.llm.types import Completion, LLMError, Request
 
 log = logging.getLogger(__name__)
@@ -88,9 +88,8 @@ def _is_context_overflow(exc: BaseException) -> bool:
     return "context window" in text or "exceed context" in text or "too long" in text
 
 
-class LocalBackend(Backend):
+class LocalBackend(InProcessBackend):
     provider: ClassVar[str] = "local"
-    batched: ClassVar[bool] = True
     Config: ClassVar[type[BackendConfig]] = LocalConfig
 
     def __init__(self, config: BackendConfig):
@@ -193,17 +192,6 @@ class LocalBackend(Backend):
             return [self._one(llm, r) for r in requests]
 
     # --- event-loop side -------------------------------------------------------------------------
-
-    async def complete_batch(self, requests: list[Request]) -> list[Completion | LLMError]:
-        if not requests:
-            return []
-        return await asyncio.to_thread(self._run, list(requests))
-
-    async def complete(self, request: Request) -> Completion:
-        (result,) = await self.complete_batch([request])
-        if isinstance(result, LLMError):
-            raise result
-        return result
 
     async def aclose(self) -> None:
         def close() -> None:

