@@ -15,12 +15,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import queue
 import random
 import re
 import threading
 from collections import Counter
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,54 +85,9 @@ class _Backend:
         self.in_flight = 0
 
 
-class _CacheWriter:
-    """Writes completions on its own thread, batching whatever arrived since the last write,
-    so SQLite never blocks the event loop and the window a crash can lose stays tiny."""
-
-    def __init__(self, cache: RequestCache):
-        self.cache = cache
-        self.queue: queue.Queue = queue.Queue()
-        self.thread = threading.Thread(target=self._run, name="dataflow-cache", daemon=True)
-        self.thread.start()
-
-    def put(self, key: str, model: str, completion: Completion) -> Future:
-        """Queue a completion; the future resolves once it is committed."""
-        done: Future = Future()
-        self.queue.put((key, model, completion, done))
-        return done
-
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            item = self.queue.get()
-            if item is None:
-                return
-            items = [item]
-            while True:
-                try:
-                    more = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                items.append(more)
-            try:
-                self.cache.put_many([(key, model, completion) for key, model, completion, _ in items])
-            except Exception as exc:  # e.g. disk full: the run goes on, uncached, and says so
-                log.warning("request cache write failed: %s", exc)
-            for *_, done in items:
-                done.set_result(None)
-
-    def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
-
-
 class LLMEngine:
     def __init__(self, backends: dict[str, Backend], cache: RequestCache | None):
         self.cache = cache
-        self._writer = _CacheWriter(cache) if cache is not None else None
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="dataflow-llm", daemon=True)
         self._thread.start()
@@ -206,23 +159,21 @@ class LLMEngine:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join()
         self.loop.close()
-        if self._writer is not None:
-            self._writer.close()
         if self.cache is not None:
             self.cache.close()
 
     # On the loop ------------------------------------------------------------------------
     async def _complete_misses(self, state, requests, keys, stats, policy, stage, use_cache):
-        writer = self._writer if use_cache else None
+        store = self._store if use_cache and self.cache is not None else None
         if state.backend.batched:
             answers = await self._batched(state, requests, stats, policy, stage)
-            if writer is not None:
+            if store is not None:
                 for key, answer in zip(keys, answers, strict=True):
                     if isinstance(answer, Completion):
-                        writer.put(key, state.identity, answer)
+                        store(key, state.identity, answer)
             return answers
         tasks = [
-            asyncio.ensure_future(self._one(state, r, stats, policy, stage, key if writer else None))
+            asyncio.ensure_future(self._one(state, r, stats, policy, stage, key if store else None))
             for r, key in zip(requests, keys, strict=True)
         ]
         try:
@@ -243,10 +194,10 @@ class LLMEngine:
                 answer = await self._call(state, request, stats)
                 problem = schema_problem(request, answer.text) if isinstance(answer, Completion) else None
                 if isinstance(answer, Completion) and problem is None:
-                    if key is not None and self._writer is not None:
-                        # The slot is held until the answer is committed to the cache, so at any
+                    if key is not None:
+                        # Committed while the slot is held (a WAL commit takes ~30 us), so at any
                         # moment at most `max_concurrency` answers would be lost to a crash.
-                        await asyncio.wrap_future(self._writer.put(key, state.identity, answer))
+                        self._store(key, state.identity, answer)
                     return answer
             if problem is not None:
                 stats.invalid_outputs += 1
@@ -349,6 +300,12 @@ class LLMEngine:
                     )
                 pending = retry
         return answers
+
+    def _store(self, key: str, model: str, answer: Completion) -> None:
+        try:
+            self.cache.put(key, model, answer)
+        except Exception as exc:  # e.g. a full disk: the run goes on uncached, and says so
+            log.warning("request cache write failed: %s", exc)
 
     def _count_usage(self, state: _Backend, answer: Completion, stats: LLMStats) -> None:
         stats.prompt_tokens += answer.prompt_tokens
