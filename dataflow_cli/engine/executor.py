@@ -132,9 +132,10 @@ class Executor:
         started = time.perf_counter()
         for path in (self.spec.output_path, self.spec.rejects_path):
             remove_stale_temp_files(path.parent, path.name)  # left by a killed run
-        # Open the output first: an unwritable destination fails before any work is done.
+        # Open the outputs first: an unwritable destination fails before any work is done.
         output = TableWriter(self.spec.output_path)
         try:
+            TableWriter(self.spec.rejects_path).abort()
             self.run_dir.open(self.fresh)
             try:
                 self._start_llm()

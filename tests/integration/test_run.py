@@ -206,3 +206,17 @@ def test_glob_input_across_files(tmp_path, cli, monkeypatch):
     stats = cli.json("run", _spec(tmp_path, "part-*.parquet"), "--set", "input.batch_size=4")
     assert stats["rows_read"] == 15 and stats["batches"] == 4
     assert [r["text"] for r in read_jsonl(tmp_path / "out" / "o.jsonl")][5] == "p1 r0"
+
+
+def test_unwritable_rejects_path_fails_before_any_work(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "in.jsonl", [{"text": "hello world"}])
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "version: 1\nname: t\ninput: {path: in.jsonl}\noutput: {path: out/o.jsonl, rejects: blocker/r.jsonl}\n"
+        "stages:\n  - name: measure\n    op: length_evaluator\n"
+    )
+    result = cli("run", spec, expect=1)
+    assert "blocker/r.jsonl" in result.stderr and not (tmp_path / "out" / "o.jsonl").exists()
+    assert not Path(".dataflow/runs/t/stages").exists()  # nothing was computed
