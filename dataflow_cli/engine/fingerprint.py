@@ -15,6 +15,12 @@ from typing import Any
 
 from dataflow_cli.spec.model import Spec, Stage
 
+# Backend settings that change how answers are fetched, not what they are: tuning them must not
+# throw away finished stages.
+OPERATIONAL = frozenset(
+    {"max_concurrency", "rpm", "tpm", "timeout", "max_retries", "backoff", "max_backoff", "cache"}
+)
+
 # Bump when the checkpoint format or row-id scheme changes.
 ENGINE_FORMAT = "1"
 
@@ -46,7 +52,9 @@ def root_fingerprint(spec: Spec) -> str:
 
 def stage_fingerprint(stage: Stage, upstream: str) -> str:
     op = stage.operator
-    backend = {k: v for k, v in (stage.backend or {}).items() if "key" not in k.lower()}
+    backend = {
+        k: v for k, v in (stage.backend or {}).items() if "key" not in k.lower() and k not in OPERATIONAL
+    }
     return _digest(
         {
             "upstream": upstream,

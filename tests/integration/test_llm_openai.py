@@ -146,3 +146,14 @@ def test_killed_run_resends_at_most_the_requests_in_flight(openai_server_factory
     # Requests answered before the kill are in the cache; at most those in flight are sent again.
     assert 0 <= resent <= 32, (sent_before_kill, answered_before_kill, server.total_requests)
     assert len(read_jsonl(env / "out" / "answers.jsonl")) == 600
+
+
+def test_tuning_the_backend_keeps_checkpoints_but_a_new_model_does_not(openai_server, env, cli):
+    spec = write_spec(env, openai_server.base_url, 10)
+    cli.json("run", spec)
+    tuned = cli.json(
+        "run", spec, "--set", "backends.default.max_concurrency=4", "--set", "backends.default.rpm=600"
+    )
+    assert tuned["stages"][0]["batches_reused"] == 1 and tuned["stages"][0]["batches_computed"] == 0
+    other = cli.json("run", spec, "--set", "backends.default.model=another-model")
+    assert other["stages"][0]["batches_computed"] == 1 and other["stages"][0]["llm"]["calls"] == 10
