@@ -19,13 +19,19 @@ def run_logging(directory: Path, spec: Spec) -> Iterator[None]:
     The resolved spec has `--set` applied but keeps `${VAR}` references, so secrets taken
     from the environment are never written to disk.
     """
-    directory.mkdir(parents=True, exist_ok=True)
+    from dataflow_cli.errors import DataflowError
     from dataflow_cli.io.writers import atomic_write_text
 
-    atomic_write_text(
-        directory / "spec.resolved.yaml", yaml.safe_dump(spec.resolved, sort_keys=False, allow_unicode=True)
-    )
-    handler = logging.FileHandler(directory / "run.log", encoding="utf-8")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        resolved = yaml.safe_dump(spec.resolved, sort_keys=False, allow_unicode=True)
+        atomic_write_text(directory / "spec.resolved.yaml", resolved)
+        handler = logging.FileHandler(directory / "run.log", encoding="utf-8")
+    except OSError as exc:
+        raise DataflowError(
+            f"cannot write the run directory `{directory}`: {exc.strerror or exc}",
+            hint="pass --run-dir DIR with a writable directory",
+        ) from None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger = logging.getLogger("dataflow_cli")
     logger.addHandler(handler)

@@ -220,3 +220,12 @@ def test_unwritable_rejects_path_fails_before_any_work(tmp_path, cli, monkeypatc
     result = cli("run", spec, expect=1)
     assert "blocker/r.jsonl" in result.stderr and not (tmp_path / "out" / "o.jsonl").exists()
     assert not Path(".dataflow/runs/t/stages").exists()  # nothing was computed
+
+
+def test_unwritable_run_directory_is_a_clear_error(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "in.jsonl", [{"text": "hello world"}])
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    result = cli("run", _spec(tmp_path, "in.jsonl"), "--run-dir", tmp_path / "blocker" / "run", expect=1)
+    assert "cannot write the run directory" in result.stderr and "--run-dir" in result.stderr
+    assert "Traceback" not in result.stderr
