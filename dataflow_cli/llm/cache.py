@@ -43,9 +43,17 @@ class RequestCache:
     def __init__(self, path: Path):
         self.path = path
         self._local = threading.local()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connection() as db:
-            db.execute(SCHEMA)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connection() as db:
+                db.execute(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            from dataflow_cli.errors import DataflowError
+
+            raise DataflowError(
+                f"cannot open the request cache `{path}`: {exc}",
+                hint="set DATAFLOW_CACHE_DIR to a writable directory (or `cache: false` on the backend)",
+            ) from None
 
     def _connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)

@@ -193,3 +193,13 @@ def test_a_model_that_cannot_load_stops_the_run(make_engine):
     with pytest.raises(FatalLLMError, match="could not load") as err:
         run(make_engine(backend), [req("x"), req("y")])
     assert "model settings" in err.value.hint
+
+
+def test_unusable_cache_file_is_a_clear_error(tmp_path):
+    from dataflow_cli.errors import DataflowError
+
+    bad = tmp_path / "cache.sqlite"
+    bad.write_bytes(b"this is not a sqlite database" * 100)
+    with pytest.raises(DataflowError, match="cannot open the request cache") as err:
+        RequestCache(bad)
+    assert "DATAFLOW_CACHE_DIR" in err.value.hint
