@@ -169,8 +169,7 @@ class Operator:
     def process(self, batch: Batch) -> Any:
         if self.scope == "global":
             raise TypeError(f"`{self.name}` is a global operator: call process_all(batches)")
-        method = {"generate": "generate", "evaluate": "evaluate", "filter": "filter", "refine": "refine"}
-        return getattr(self, method[self.kind])(batch)
+        return getattr(self, self.kind)(batch)  # each kind's method is named after it
 
     def process_all(self, batches: Iterable[Batch]) -> Iterator[Any]:
         """Global operators override this; row-local ones stream through `process`."""

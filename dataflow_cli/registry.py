@@ -73,14 +73,9 @@ def load(name: str):
             f"operator `{name}` from `{entry.distribution}` failed to load: {type(exc).__name__}: {exc}",
             hint=f"reinstall or fix the `{entry.distribution}` package",
         ) from None
-    from dataflow_cli.operator import Operator
+    from dataflow_cli.operator import KINDS, Operator
 
-    if not (isinstance(cls, type) and issubclass(cls, Operator)) or cls.kind not in (
-        "generate",
-        "evaluate",
-        "filter",
-        "refine",
-    ):
+    if not (isinstance(cls, type) and issubclass(cls, Operator)) or cls.kind not in KINDS:
         raise PluginLoadError(
             f"operator `{name}` from `{entry.distribution}` ({entry.entry_point.value}) is not a "
             "dataflow Generator, Evaluator, Filter or Refiner"

@@ -107,9 +107,6 @@ class RunDir:
             log.warning("ignoring unreadable checkpoint %s (%s); recomputing", path, exc)
             return None
 
-    def has_shard(self, stage_index: int, batch_index: int) -> bool:
-        return self.shard_path(stage_index, batch_index).exists()
-
     def save_shard(self, stage_index: int, batch_index: int, delta: pa.Table) -> None:
         path = self.shard_path(stage_index, batch_index)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")

@@ -129,8 +129,6 @@ def _partial_delta(stage: Stage, table: pa.Table, result: Partial, who: str) -> 
     failed = _as_array(result.failed, n, who, "string")
     raw = _as_array(result.raw if result.raw is not None else [None] * n, n, who, "string")
     inner = make_delta(stage, table, result.result, sparse=False)
-    if inner.num_rows != n and SOURCE not in inner.column_names:  # refine with no columns
-        inner = pa.table({"_id": table.column("_id")})
     if SOURCE not in inner.column_names:
         return inner.append_column(FAILED, failed).append_column(RAW, raw)
     # Fan-out: outputs are per generated row, failures per input row; failures become extra

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dataflow_cli.engine.checkpoint import RunDir, write_scratch_parquet
-from dataflow_cli.engine.delta import REASON_KEY, SOURCE, apply_delta, make_delta
+from dataflow_cli.engine.delta import REASON_KEY, apply_delta, make_delta
 from dataflow_cli.engine.fingerprint import fingerprints
 from dataflow_cli.engine.stats import RunStats, StageStats
 from dataflow_cli.io.readers import iter_batches
@@ -410,4 +410,4 @@ def _value_counts(values: pa.Array) -> tuple[list, list]:
     return counts.field("values").to_pylist(), counts.field("counts").to_pylist()
 
 
-__all__ = ["Executor", "Progress", "ordered_map", "SOURCE"]
+__all__ = ["Executor", "Progress", "ordered_map"]

@@ -8,7 +8,6 @@ writes. One connection per thread: sqlite3 connections must not cross threads.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -143,7 +142,3 @@ class RequestCache:
         if db is not None:
             db.close()
             self._local.db = None
-
-
-def dumps_messages(messages) -> str:
-    return json.dumps(list(messages), ensure_ascii=False)

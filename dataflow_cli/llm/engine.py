@@ -70,6 +70,19 @@ class LLMStats:
         return out
 
 
+# `_judge` outcomes besides a Completion or a final LLMError.
+RETRY_NOW = object()  # the answer broke its JSON schema: ask again
+RETRY_LATER = object()  # a transient failure: ask again after a backoff
+
+
+@dataclass
+class _Tries:
+    """How often one request has been retried, per reason."""
+
+    attempts: int = 0  # transient failures
+    invalid: int = 0  # answers that broke the schema
+
+
 class _Backend:
     """A backend plus the limits every stage using it shares."""
 
@@ -188,38 +201,56 @@ class LLMEngine:
         self, state: _Backend, request: Request, stats: LLMStats, policy: Policy, stage: str, key: str | None
     ):
         config = state.backend.config
-        attempt = invalid = 0
+        tries = _Tries()
         while True:
             async with state.semaphore:
                 answer = await self._call(state, request, stats)
-                problem = schema_problem(request, answer.text) if isinstance(answer, Completion) else None
-                if isinstance(answer, Completion) and problem is None:
-                    if key is not None:
-                        # Committed while the slot is held (a WAL commit takes ~30 us), so at any
-                        # moment at most `max_concurrency` answers would be lost to a crash.
-                        self._store(key, state.identity, answer)
-                    return answer
-            if problem is not None:
-                stats.invalid_outputs += 1
-                if invalid < policy.schema_retries:
-                    invalid += 1
-                    continue
-                answer = LLMError("invalid_output", problem, raw=answer.text)
-            if answer.kind in FATAL:
-                hint = (
-                    "check the key in the environment variable named by `api_key_env`, and the model name"
-                    if answer.kind == "auth"
-                    else "check the backend's model settings"
-                )
-                raise self._stop(
-                    FatalLLMError(f"backend `{state.name}`: {answer.reason()}: {answer.message}", hint=hint)
-                )
-            if answer.retryable and attempt < config.max_retries:
-                attempt += 1
-                stats.retries += 1
-                await asyncio.sleep(_delay(answer, attempt, config.backoff, config.max_backoff))
-                continue
-            return self._failed(answer, stats, policy, stage)
+                outcome = self._judge(state, request, answer, stats, policy, stage, tries)
+                if isinstance(outcome, Completion) and key is not None:
+                    # Committed while the slot is held (a WAL commit takes ~30 us), so at any
+                    # moment at most `max_concurrency` answers would be lost to a crash.
+                    self._store(key, state.identity, outcome)
+            if outcome is RETRY_LATER:
+                await asyncio.sleep(_delay(answer, tries.attempts, config.backoff, config.max_backoff))
+            elif outcome is not RETRY_NOW:
+                return outcome
+
+    def _judge(
+        self,
+        state: _Backend,
+        request: Request,
+        answer: Completion | LLMError,
+        stats: LLMStats,
+        policy: Policy,
+        stage: str,
+        tries: _Tries,
+    ) -> Completion | LLMError | object:
+        """What to do with one answer: keep it (the Completion), try again (RETRY_NOW for an
+        answer that broke its schema, RETRY_LATER for a transient failure), or give up (the
+        LLMError the request failed with). Raises FatalLLMError when the run must stop."""
+        if isinstance(answer, Completion):
+            problem = schema_problem(request, answer.text)
+            if problem is None:
+                return answer
+            stats.invalid_outputs += 1
+            if tries.invalid < policy.schema_retries:
+                tries.invalid += 1
+                return RETRY_NOW
+            answer = LLMError("invalid_output", problem, raw=answer.text)
+        if answer.kind in FATAL:
+            hint = (
+                "check the key in the environment variable named by `api_key_env`, and the model name"
+                if answer.kind == "auth"
+                else "check the backend's model settings"
+            )
+            raise self._stop(
+                FatalLLMError(f"backend `{state.name}`: {answer.reason()}: {answer.message}", hint=hint)
+            )
+        if answer.retryable and tries.attempts < state.backend.config.max_retries:
+            tries.attempts += 1
+            stats.retries += 1
+            return RETRY_LATER
+        return self._failed(answer, stats, policy, stage)
 
     async def _call(self, state: _Backend, request: Request, stats: LLMStats) -> Completion | LLMError:
         """One call under the rate limits; never raises for a failed request."""
@@ -250,9 +281,8 @@ class LLMEngine:
         """Batched backends: one call for the whole batch; failed items are retried together."""
         config = state.backend.config
         answers: list[Any] = [None] * len(requests)
+        tries = [_Tries() for _ in requests]
         pending = list(range(len(requests)))
-        attempts = Counter()
-        invalid = Counter()
         async with state.batch_lock:
             while pending:
                 state.in_flight += len(pending)
@@ -261,43 +291,22 @@ class LLMEngine:
                     got = await state.backend.complete_batch([requests[i] for i in pending])
                 except LLMError as exc:
                     got = [exc] * len(pending)
-                except Exception as exc:  # see _one
+                except Exception as exc:  # see _call
                     got = [LLMError("backend", f"{type(exc).__name__}: {exc}")] * len(pending)
                 finally:
                     state.in_flight -= len(pending)
-                retry = []
+                retry, delays = [], [0.0]
                 for i, answer in zip(pending, got, strict=True):
                     if isinstance(answer, Completion):
                         self._count_usage(state, answer, stats)
-                        problem = schema_problem(requests[i], answer.text)
-                        if problem is None:
-                            answers[i] = answer
-                            continue
-                        stats.invalid_outputs += 1
-                        if invalid[i] < policy.schema_retries:
-                            invalid[i] += 1
-                            retry.append(i)
-                            continue
-                        answer = LLMError("invalid_output", problem, raw=answer.text)
-                    if answer.kind in FATAL:
-                        raise self._stop(
-                            FatalLLMError(f"backend `{state.name}`: {answer.reason()}: {answer.message}")
-                        )
-                    if answer.retryable and attempts[i] < config.max_retries:
-                        attempts[i] += 1
-                        stats.retries += 1
+                    outcome = self._judge(state, requests[i], answer, stats, policy, stage, tries[i])
+                    if outcome is RETRY_LATER:
+                        delays.append(_delay(answer, tries[i].attempts, config.backoff, config.max_backoff))
+                    if outcome is RETRY_NOW or outcome is RETRY_LATER:
                         retry.append(i)
-                        continue
-                    answers[i] = self._failed(answer, stats, policy, stage)
-                if retry and any(attempts[i] for i in retry):
-                    await asyncio.sleep(
-                        _delay(
-                            LLMError("server", ""),
-                            max(attempts[i] for i in retry),
-                            config.backoff,
-                            config.max_backoff,
-                        )
-                    )
+                    else:
+                        answers[i] = outcome
+                await asyncio.sleep(max(delays))
                 pending = retry
         return answers
 

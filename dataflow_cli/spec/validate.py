@@ -221,9 +221,7 @@ def _check_stages(
             )
             ok = False
             continue
-        backend_entry = (
-            _reference({"backend": backend_name}, "backend", backends, here, out) if backend_name else None
-        )
+        backend_entry = _reference(backend_name, "backend", backends, here, out)
         prompt_text = _prompt_text(raw, prompts, spec_dir, here, out)
         inputs = raw.get("inputs") if isinstance(raw.get("inputs"), dict) else {}
         outputs = raw.get("outputs") if isinstance(raw.get("outputs"), dict) else {}
@@ -271,8 +269,8 @@ def _check_stages(
     return stages, ok
 
 
-def _reference(raw: dict, key: str, table: dict, here: tuple, out: _Collector) -> Any:
-    name = raw.get(key)
+def _reference(name: str | None, key: str, table: dict, here: tuple, out: _Collector) -> Any:
+    """The entry `name` of a `backends`/`prompts` section, or None (reported if unknown)."""
     if name is None:
         return None
     if name not in table:
@@ -287,7 +285,7 @@ def _reference(raw: dict, key: str, table: dict, here: tuple, out: _Collector) -
 
 
 def _prompt_text(raw: dict, prompts: dict, spec_dir: Path, here: tuple, out: _Collector) -> str | None:
-    entry = _reference(raw, "prompt", prompts, here, out)
+    entry = _reference(raw.get("prompt"), "prompt", prompts, here, out)
     if not isinstance(entry, dict):
         return None
     if "template" in entry:

@@ -52,6 +52,8 @@ class Backend:
     Config: ClassVar[type[BackendConfig]] = BackendConfig
 
     def __init__(self, config: BackendConfig):
+        if not isinstance(config, self.Config):  # e.g. a plain BackendConfig built in Python
+            config = self.Config.model_validate(config.model_dump(exclude_unset=True))
         self.config = config
 
     def identity(self) -> str:

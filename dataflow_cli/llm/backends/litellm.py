@@ -194,10 +194,8 @@ class LiteLLMBackend(Backend):
     Config: ClassVar[type[BackendConfig]] = LiteLLMConfig
 
     def __init__(self, config: BackendConfig):
-        if not isinstance(config, LiteLLMConfig):
-            config = LiteLLMConfig.model_validate(config.model_dump(exclude_unset=True))
         super().__init__(config)
-        self.config: LiteLLMConfig = config
+        self.config: LiteLLMConfig  # coerced by Backend.__init__
         if _LITELLM is None and importlib.util.find_spec("litellm") is None:
             raise DataflowError(
                 "backend `litellm` needs the litellm package", hint="pip install 'dataflow-cli[litellm]'"

@@ -93,10 +93,8 @@ class LocalBackend(InProcessBackend):
     Config: ClassVar[type[BackendConfig]] = LocalConfig
 
     def __init__(self, config: BackendConfig):
-        if not isinstance(config, LocalConfig):
-            config = LocalConfig.model_validate(config.model_dump(exclude_unset=True))
         super().__init__(config)
-        self.config: LocalConfig = config
+        self.config: LocalConfig  # coerced by Backend.__init__
         if importlib.util.find_spec("llama_cpp") is None:
             raise DataflowError("backend `local` needs llama-cpp-python", hint=INSTALL_HINT)
         if config.model_path:

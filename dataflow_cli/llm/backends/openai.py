@@ -39,7 +39,7 @@ class OpenAIBackend(Backend):
 
     def __init__(self, config: OpenAIConfig):
         super().__init__(config)
-        self.config: OpenAIConfig = config
+        self.config: OpenAIConfig  # coerced by Backend.__init__
         self._session = None
         self._url = config.api_base.rstrip("/") + "/chat/completions"
 

@@ -84,10 +84,8 @@ class VLLMBackend(InProcessBackend):
     Config: ClassVar[type[BackendConfig]] = VLLMConfig
 
     def __init__(self, config: BackendConfig):
-        if not isinstance(config, VLLMConfig):
-            config = VLLMConfig.model_validate(config.model_dump(exclude_unset=True))
         super().__init__(config)
-        self.config: VLLMConfig = config
+        self.config: VLLMConfig  # coerced by Backend.__init__
         if not _available("vllm"):
             raise DataflowError("backend `vllm` needs vLLM", hint=INSTALL_HINT)
         if not config.model:
