@@ -78,19 +78,20 @@ def make_docs(count: int, seed: int = 0, mean_chars: int = 1300) -> list[str]:
 
 
 def operators():
-    from operators.c4_rules import C4LinesRefiner, C4RulesFilter
-    from operators.conversation import ConversationFormatFilter
-    from operators.flagged_words import FlaggedWordsEvaluator
-    from operators.quality import CharRatioEvaluator, StructureEvaluator, WordStatsEvaluator
-    from operators.quality_rules import FinewebRulesFilter, GopherRulesFilter
-    from operators.repetition import RepetitionEvaluator
-    from operators.sft import (
+    from dataflow_operators.sft.conversation import ConversationFormatFilter
+    from dataflow_operators.sft.instruction_response import (
         InstructionResponseEvaluator,
         InstructionResponseFilter,
-        RefusalFilter,
-        ResponseCopiesInstructionFilter,
     )
-    from operators.text import LengthEvaluator
+    from dataflow_operators.sft.refusal import RefusalFilter
+    from dataflow_operators.sft.response_copies import ResponseCopiesInstructionFilter
+    from dataflow_operators.text.c4 import C4LinesRefiner, C4RulesFilter
+    from dataflow_operators.text.fineweb import FinewebRulesFilter
+    from dataflow_operators.text.flagged_words import FlaggedWordsEvaluator
+    from dataflow_operators.text.gopher import GopherRulesFilter
+    from dataflow_operators.text.length import LengthEvaluator
+    from dataflow_operators.text.quality import CharRatioEvaluator, StructureEvaluator, WordStatsEvaluator
+    from dataflow_operators.text.repetition import RepetitionEvaluator
 
     def op(cls, **params):
         return cls(cls.Params(**params))

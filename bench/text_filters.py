@@ -42,9 +42,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from dataflow_operators._lib.neardup import jaccard, python_shingles  # noqa: E402
 from text_corpus import ensure_corpus  # noqa: E402
-
-from operators._neardup import jaccard, python_shingles  # noqa: E402
 
 DATAFLOW = [sys.executable, "-m", "dataflow_cli"]
 NEAR_STAGE = "near_dedup"

@@ -1,0 +1,1 @@
+"""Private helpers shared by operator domains (not part of the public API)."""

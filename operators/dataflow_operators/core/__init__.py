@@ -1,0 +1,1 @@
+"""Domain-independent operators: columns, numeric thresholds, templates."""

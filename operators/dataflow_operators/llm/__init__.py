@@ -1,0 +1,1 @@
+"""Generic prompted LLM operators; their default prompts live in `prompts/`."""

@@ -1,0 +1,1 @@
+"""SFT data operators: instruction/response checks, refusals, conversation format, chat format."""

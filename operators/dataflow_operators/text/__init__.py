@@ -1,0 +1,1 @@
+"""Text operators: quality signals, rule filters, refiners, PII, language ID, dedup, decontamination."""
