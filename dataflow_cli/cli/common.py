@@ -30,15 +30,22 @@ def console():
 
 
 def print_json(payload: Any) -> None:
-    """Machine-readable output: stdout, nothing else on it."""
-    sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+    """Machine-readable output: stdout, nothing else on it (secrets masked)."""
+    from dataflow_cli import redact
+
+    text = json.dumps(payload, indent=2, ensure_ascii=False, default=str)
+    if redact.active():  # masked in parsed values, so JSON escaping cannot hide a secret
+        text = json.dumps(redact.redact_json(json.loads(text)), indent=2, ensure_ascii=False)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 
 def report_error(error: DataflowError) -> None:
     from rich.markup import escape
 
-    lines = error.render().splitlines()
+    from dataflow_cli.redact import redact
+
+    lines = redact(error.render()).splitlines()
     out = console()
     for line in lines:
         if line.lstrip().startswith("hint:"):

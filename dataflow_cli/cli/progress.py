@@ -89,9 +89,12 @@ class RichProgress(Progress):
 
 def print_summary(console: Console, stats: RunStats) -> None:
     console.print(_stage_table(stats, f"{stats.name}: summary", True))
+    # None: nothing to write there, so no file was written (an empty one could not be loaded).
+    output = stats.output or "no output file"
+    rejects = stats.rejects or "no rejects file"
     console.print(
         f"read [bold]{stats.rows_read:,}[/bold] rows -> wrote [bold green]{stats.rows_written:,}[/bold green] "
-        f"to {stats.output}; rejected [bold]{stats.rows_rejected:,}[/bold] -> {stats.rejects} "
+        f"to {output}; rejected [bold]{stats.rows_rejected:,}[/bold] -> {rejects} "
         f"({stats.seconds:.2f} s, {stats.rows_per_second:,.0f} rows/s)",
         soft_wrap=True,
     )

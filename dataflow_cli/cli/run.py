@@ -26,7 +26,7 @@ def run(
     from dataflow_cli.cli.progress import RichProgress, print_summary
     from dataflow_cli.engine.executor import Executor
     from dataflow_cli.engine.runlog import run_logging
-    from dataflow_cli.spec.validate import load_spec
+    from dataflow_cli.spec.build import load_spec
 
     overrides = list(set_) + ([f"input.limit={limit}"] if limit else [])
     loaded = load_spec(spec, overrides)

@@ -19,7 +19,7 @@ def validate(
 ) -> None:
     """Validate a pipeline spec: structure, operators, params and column flow."""
     from dataflow_cli.spec.model import SpecErrors
-    from dataflow_cli.spec.validate import load_spec
+    from dataflow_cli.spec.build import load_spec
 
     try:
         loaded = load_spec(spec, set_)

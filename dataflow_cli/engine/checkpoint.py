@@ -118,9 +118,11 @@ class RunDir:
 
     # Metadata --------------------------------------------------------------------------
     def write_json(self, name: str, payload: dict[str, Any]) -> None:
-        atomic_write_text(
-            self.root / name, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n"
-        )
+        from dataflow_cli.redact import redact_json
+
+        text = json.dumps(payload, indent=2, sort_keys=False, default=str)
+        # Stats carry reasons and error texts: masked in parsed values, where escaping cannot hide them.
+        atomic_write_text(self.root / name, json.dumps(redact_json(json.loads(text)), indent=2) + "\n")
 
     def write_text(self, name: str, text: str) -> None:
         atomic_write_text(self.root / name, text)

@@ -70,7 +70,10 @@ def make_delta(stage: Stage, table: pa.Table, result: Any, *, sparse: bool = Tru
         dropped_without_reason = pc.sum(pc.and_(pc.invert(keep), pc.is_null(reason))).as_py() or 0
         if dropped_without_reason:
             raise OperatorContractError(f"{who}: {dropped_without_reason} dropped rows have no reason")
-        return pa.table({KEEP: keep, REASON: reason, DETAIL: detail})
+        columns = {KEEP: keep, REASON: reason, DETAIL: detail}
+        if op.active_outputs():
+            columns.update(_output_columns(op, result.columns or {}, n, who))
+        return pa.table(columns)
 
     if op.kind == "refine" and isinstance(result, pa.Table):
         if result.num_rows != n:
@@ -164,6 +167,9 @@ def apply_delta(stage: Stage, table: pa.Table, delta: pa.Table) -> tuple[pa.Tabl
         return _apply_partial(stage, table, delta)
     kind = stage.operator.kind
     if kind == "filter":
+        for column in delta.column_names:
+            if column not in (KEEP, REASON, DETAIL):  # the filter's outputs
+                table = table.append_column(column, delta.column(column))
         keep = delta.column(KEEP)
         if pc.all(keep).as_py() is not False:
             return table, None

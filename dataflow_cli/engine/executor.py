@@ -31,11 +31,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from dataflow_cli import redact
 from dataflow_cli.engine.checkpoint import RunDir, write_scratch_parquet
-from dataflow_cli.engine.delta import REASON_KEY, apply_delta, make_delta
+from dataflow_cli.engine.delta import DETAIL, FAILED, RAW, REASON, REASON_KEY, apply_delta, make_delta
 from dataflow_cli.engine.fingerprint import fingerprints
 from dataflow_cli.engine.stats import RunStats, StageStats
-from dataflow_cli.io.readers import iter_batches
+from dataflow_cli.io.inputs import iter_batches
+from dataflow_cli.io.lock import OutputLock
 from dataflow_cli.io.writers import TableWriter, remove_stale_temp_files
 from dataflow_cli.operator import Batch
 from dataflow_cli.spec.model import Spec, Stage
@@ -43,6 +45,8 @@ from dataflow_cli.spec.model import Spec, Stage
 log = logging.getLogger(__name__)
 
 GLOBAL_DONE = "complete.json"
+# Row ids the engine adds; written to the output only with `output.internal_columns: true`.
+INTERNAL_COLUMNS = ("_id", "_parent_id")
 LLM_BATCHES_IN_FLIGHT = 8
 
 
@@ -106,6 +110,8 @@ class Executor:
     ):
         self.spec = spec
         self.stages = spec.stages
+        for _, config in spec.backends.values():
+            redact.add_config(config)  # before anything is logged or written
         self.fingerprints = fingerprints(spec)
         self.run_dir = RunDir(run_dir, [s.name for s in self.stages], self.fingerprints)
         self.fresh = fresh
@@ -116,6 +122,7 @@ class Executor:
         self.workers = max(workers, LLM_BATCHES_IN_FLIGHT) if uses_llm else workers
         self._lock = threading.Lock()
         self._computed_this_run: set[tuple[int, int]] = set()  # (stage, batch) shards written now
+        self._input_columns: set[str] = set()  # columns of the input itself (a user's own `_id`)
         self.llm = None
         self._llm_stats: dict[int, Any] = {}
         self.stats = RunStats(
@@ -124,7 +131,9 @@ class Executor:
             output=str(spec.output_path),
             rejects=str(spec.rejects_path),
             run_dir=str(run_dir),
-            stages=[StageStats(s.name, s.op_name, s.kind) for s in self.stages],
+            stages=[
+                StageStats(s.name, s.op_name, s.kind, limits=s.operator.run_limits()) for s in self.stages
+            ],
         )
 
     # Public ---------------------------------------------------------------------------
@@ -132,6 +141,28 @@ class Executor:
         started = time.perf_counter()
         for path in (self.spec.output_path, self.spec.rejects_path):
             remove_stale_temp_files(path.parent, path.name)  # left by a killed run
+        # A failed run leaves no empty output directory behind: note which ones it creates.
+        created = _missing_dirs(self.spec.output_path.parent) + _missing_dirs(self.spec.rejects_path.parent)
+        # Two runs with different run directories must not write the same files either.
+        claim = OutputLock(
+            [self.spec.output_path, self.spec.rejects_path],
+            {"spec": str(self.spec.file.resolve()), "run_dir": str(self.run_dir.root.resolve())},
+        )
+        try:
+            claim.acquire()
+            self._process(started)
+        finally:
+            claim.release()
+            _remove_if_empty(created)  # also an unused `rejects/` of a run that rejected nothing
+        self._check_accounting()
+        self.stats.status = "complete"
+        self.run_dir.write_json("stats.json", self.stats.to_dict())
+        self._write_manifest("complete")
+        self.progress.finish(self.stats)
+        return self.stats
+
+    def _process(self, started: float) -> None:
+        """Run every stage and write output and rejects; on failure neither path is touched."""
         # Open the outputs first: an unwritable destination fails before any work is done.
         output = TableWriter(self.spec.output_path)
         try:
@@ -146,7 +177,7 @@ class Executor:
                         self._global_prepass(k, stage)
                 self._main_pass(output, started)
                 self._merge_rejects()
-                output.commit()
+                self._commit_output(output)
             finally:
                 self.stats.seconds = time.perf_counter() - started
                 if self.llm is not None:
@@ -156,12 +187,6 @@ class Executor:
         except BaseException:
             output.abort()
             raise
-        self._check_accounting()
-        self.stats.status = "complete"
-        self.run_dir.write_json("stats.json", self.stats.to_dict())
-        self._write_manifest("complete")
-        self.progress.finish(self.stats)
-        return self.stats
 
     # LLM stages -----------------------------------------------------------------------
     def _start_llm(self) -> None:
@@ -185,7 +210,9 @@ class Executor:
         self.llm = LLMEngine(backends, cache)
         for k, stage in llm_stages:
             stats = self._llm_stats[k] = LLMStats()
-            policy = Policy(on_error=stage.on_error, max_error_rate=stage.max_error_rate)
+            policy = Policy(
+                on_error=stage.on_error, max_error_rate=stage.max_error_rate, on_truncated=stage.on_truncated
+            )
             stage.operator.bind(LLMClient(self.llm, stage.backend_name, stats, policy, stage.name))
 
     def _collect_llm_stats(self) -> None:
@@ -201,6 +228,7 @@ class Executor:
             iter_batches(self.spec.input_paths, self.spec.batch_size, self.spec.limit)
         ):
             n = table.num_rows
+            self._input_columns = set(table.column_names)
             if "_id" in table.column_names:
                 ids = pc.cast(table.column("_id"), pa.string())
                 table = table.drop_columns(["_id"])
@@ -230,7 +258,9 @@ class Executor:
                 raise RuntimeError(f"missing decision of global stage `{stage.name}` for batch {i}")
             t0 = time.perf_counter()
             result = stage.operator.process(Batch(table, stage.inputs))
-            delta = make_delta(stage, table, result)
+            # Reasons and raw answers may quote a secret (an echoed key): masked before the
+            # checkpoint, the rejects file and the stats see them.
+            delta = redact.redact_columns(make_delta(stage, table, result), (FAILED, RAW, REASON, DETAIL))
             self.run_dir.save_shard(k, i, delta)
             record.seconds += time.perf_counter() - t0
             record.computed = True
@@ -307,19 +337,23 @@ class Executor:
 
     # Main pass ------------------------------------------------------------------------
     def _main_pass(self, output: TableWriter, started: float) -> None:
-        last_schema: pa.Schema | None = None
         for result in ordered_map(self._process_batch, self._input_batches(), self.workers):
             self._account(result)
             if result.table.num_rows:
-                output.write(result.table)
-            last_schema = result.table.schema
+                output.write(self._public(result.table))
             self.stats.seconds = time.perf_counter() - started
             self._collect_llm_stats()
             self.progress.batch_done(self.stats)
         if self.stats.batches == 0:
             raise RuntimeError("input produced no batches")  # readers raise InputError first
-        if self.stats.rows_written == 0 and last_schema is not None:
-            output.write(last_schema.empty_table())
+
+    def _public(self, table: pa.Table) -> pa.Table:
+        """The output's columns: the engine's row ids only when asked for (`internal_columns`),
+        or when the input itself had them."""
+        if self.spec.internal_columns:
+            return table
+        drop = [c for c in INTERNAL_COLUMNS if c in table.column_names and c not in self._input_columns]
+        return table.drop_columns(drop) if drop else table
 
     def _process_batch(self, item: tuple[int, pa.Table]) -> _BatchResult:
         i, table = item
@@ -361,14 +395,16 @@ class Executor:
     # Finishing ------------------------------------------------------------------------
     def _merge_rejects(self) -> None:
         parts = sorted((self.run_dir.root / "rejects").glob("part-*.parquet"))
-        schemas = [pq.read_schema(p) for p in parts]
-        if schemas:
-            schema = pa.unify_schemas(schemas, promote_options="permissive")
-            # Keep the reject columns last, where a reader looks for them.
-            names = [n for n in schema.names if n not in ("_stage", "_reason")] + ["_stage", "_reason"]
-            schema = pa.schema([schema.field(n) for n in names])
-        else:
-            schema = pa.schema([("_id", pa.string()), ("_stage", pa.string()), ("_reason", pa.string())])
+        if not parts:
+            # An empty file would be unloadable (0-byte JSONL, 0-row Parquet) and one left by an
+            # earlier run would be wrong: no rejects, no file.
+            _remove_stale(self.spec.rejects_path)
+            self.stats.rejects = None
+            return
+        schema = pa.unify_schemas([pq.read_schema(p) for p in parts], promote_options="permissive")
+        # Keep the reject columns last, where a reader looks for them.
+        names = [n for n in schema.names if n not in ("_stage", "_reason")] + ["_stage", "_reason"]
+        schema = pa.schema([schema.field(n) for n in names])
         with TableWriter(self.spec.rejects_path, schema=schema) as writer:
             for part in parts:
                 table = pq.read_table(part)
@@ -377,6 +413,15 @@ class Executor:
                     table = table.append_column(f, pa.nulls(table.num_rows, f.type))
                 writer.write(table.select(schema.names).cast(schema))
             writer.commit()
+
+    def _commit_output(self, output: TableWriter) -> None:
+        if self.stats.rows_written:
+            output.commit()
+            return
+        # No row kept: an empty output file could not be loaded, and an earlier run's would lie.
+        output.abort()
+        _remove_stale(self.spec.output_path)
+        self.stats.output = None
 
     def _check_accounting(self) -> None:
         s = self.stats
@@ -401,6 +446,29 @@ class Executor:
                 ],
             },
         )
+
+
+def _remove_stale(path: Path) -> None:
+    if path.is_file():
+        log.info("removing `%s` from an earlier run: this run writes no rows there", path)
+        path.unlink()
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """`path` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def _remove_if_empty(dirs: list[Path]) -> None:
+    for d in sorted(set(dirs), key=lambda p: len(p.parts), reverse=True):
+        try:
+            d.rmdir()  # only when empty: never anything another process put there
+        except OSError:
+            pass
 
 
 def _value_counts(values: pa.Array) -> tuple[list, list]:

@@ -67,6 +67,8 @@ def stage_fingerprint(stage: Stage, upstream: str) -> str:
             "prompt": stage.prompt_text,
             "backend": backend,
             "extra": op.fingerprint_extra(),
+            # Only when not the default, so the fingerprints of existing checkpoints stay valid.
+            **({"on_truncated": stage.on_truncated} if stage.on_truncated != "reject" else {}),
         }
     )
 

@@ -21,6 +21,7 @@ def run_logging(directory: Path, spec: Spec) -> Iterator[None]:
     """
     from dataflow_cli.errors import DataflowError
     from dataflow_cli.io.writers import atomic_write_text
+    from dataflow_cli.redact import RedactingFilter
 
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -33,6 +34,7 @@ def run_logging(directory: Path, spec: Spec) -> Iterator[None]:
             hint="pass --run-dir DIR with a writable directory",
         ) from None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())  # an echoed API key must not reach the log
     logger = logging.getLogger("dataflow_cli")
     logger.addHandler(handler)
     previous = logger.level

@@ -20,6 +20,7 @@ class StageStats:
     batches_computed: int = 0
     batches_reused: int = 0  # taken from checkpoints of an earlier run
     llm: dict[str, Any] | None = None  # requests, cache hits, retries, errors, tokens, cost
+    limits: dict[str, Any] | None = None  # what untrusted content ran under (Operator.run_limits)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -32,8 +33,8 @@ class StageStats:
 class RunStats:
     spec: str
     name: str
-    output: str
-    rejects: str
+    output: str | None  # None: no row was kept, so no output file was written
+    rejects: str | None  # None: no row was rejected, so no rejects file was written
     run_dir: str
     status: str = "running"
     rows_read: int = 0

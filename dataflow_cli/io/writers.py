@@ -30,7 +30,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from dataflow_cli.errors import DataflowError, SpecError
-from dataflow_cli.io.readers import FORMATS, format_for
+from dataflow_cli.io.paths import FORMATS, format_for
 
 # Rows gathered before a Parquet row group is written: tiny row groups make files slow to read.
 PARQUET_ROW_GROUP_ROWS = 64 * 1024
@@ -238,15 +238,17 @@ class TableWriter:
         self._guarded(self._sink.start, self._schema)
 
     def _match(self, table: pa.Table) -> pa.Table:
-        if table.schema.equals(self._schema):
+        schema = self._schema
+        assert schema is not None  # write() starts the sink with the first table's schema
+        if table.schema.equals(schema):
             return table
-        if sorted(table.column_names) != sorted(self._schema.names):
+        if sorted(table.column_names) != sorted(schema.names):
             raise ValueError(
-                f"table columns {table.column_names} differ from the first table's {self._schema.names}"
+                f"table columns {table.column_names} differ from the first table's {schema.names}"
             )
-        table = table.select(self._schema.names)
+        table = table.select(schema.names)
         # JSON has no fixed column types, so a null-typed column may later carry values there.
-        return table.cast(self._schema) if self._sink.typed else table
+        return table.cast(schema) if self._sink.typed else table
 
     def _guarded(self, action, *args) -> None:
         try:
@@ -310,6 +312,7 @@ class _ParquetSink(_Sink):
 
     def _flush(self) -> None:
         if self._pending:
+            assert self._writer is not None  # started before the first write
             table = pa.concat_tables(self._pending)
             self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
         self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
@@ -339,6 +342,7 @@ class _CsvSink(_Sink):
         self._writer = pa_csv.CSVWriter(self.handle, self._schema)
 
     def write(self, table: pa.Table) -> None:
+        assert self._writer is not None  # started before the first write
         columns = [_csv_column(column) for column in table.columns]
         self._writer.write_table(pa.Table.from_arrays(columns, schema=self._schema))
 

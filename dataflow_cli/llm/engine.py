@@ -8,6 +8,17 @@ Per request: cache lookup -> rate limits -> call -> retry transient failures wit
 backoff, jitter and Retry-After -> validate JSON answers against the schema (retrying invalid
 ones) -> write to the cache at once, so a killed run loses at most what was in flight.
 Batched backends (vllm, local) get every uncached request of a batch in one call instead.
+
+Identical requests (same cache key) share one call: a request whose key is already in flight,
+in this batch or another one, waits for that call's answer instead of sending its own. Without
+this, duplicates sent at once could get different answers of which the cache keeps one, and a
+rerun from the cache would disagree with the run that filled it.
+
+After the first fatal failure (401/403, a model that cannot load, `on_error: fail`, too many
+errors) no new request is sent: requests already in flight finish, waiting ones fail at once.
+
+An answer cut off by `max_tokens` (finish reason `length`) is rejected as `TruncatedAnswer`
+unless the stage says `on_truncated: keep`; it is cached as it came, so a rerun decides alike.
 """
 
 from __future__ import annotations
@@ -35,6 +46,25 @@ class FatalLLMError(DataflowError):
     """A failure that stops the run: bad credentials, `on_error: fail`, or too many errors."""
 
 
+# Finish reasons of an answer cut off by the token limit (litellm maps providers' own names,
+# e.g. Anthropic's `max_tokens`, to OpenAI's `length`; both are accepted).
+TRUNCATED = frozenset({"length", "max_tokens"})
+
+
+class TruncatedAnswer(LLMError):
+    """An answer cut off by `max_tokens`: unusable as text by default (`{"answer": "The answe`)."""
+
+    def __init__(self, completion: Completion):
+        super().__init__(
+            "truncated",
+            f"the answer was cut off by max_tokens after {completion.completion_tokens} tokens",
+            raw=completion.text,
+        )
+
+    def reason(self) -> str:
+        return "llm truncated (max_tokens)"
+
+
 @dataclass
 class Policy:
     """A stage's error policy."""
@@ -43,6 +73,7 @@ class Policy:
     max_error_rate: float = 0.2
     min_requests: int = 50  # the error rate is judged only after this many requests
     schema_retries: int = 2  # extra attempts when an answer does not match its JSON schema
+    on_truncated: str = "reject"  # an answer cut off by max_tokens: reject: the row fails; keep: use it
 
 
 @dataclass
@@ -51,11 +82,13 @@ class LLMStats:
 
     requests: int = 0  # rows' requests asked for, cached or not
     cache_hits: int = 0
+    shared: int = 0  # requests answered by an identical request of this run (one call for both)
     calls: int = 0  # calls actually made to the backend, retries included
     retries: int = 0
     errors: int = 0  # requests that failed for good
     errors_by_kind: Counter = field(default_factory=Counter)
     invalid_outputs: int = 0  # answers that failed schema validation (each attempt)
+    truncated: int = 0  # answers cut off by max_tokens (rejected unless `on_truncated: keep`)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
@@ -96,6 +129,8 @@ class _Backend:
         self.tpm = TokenBucket(config.tpm) if config.tpm else None
         self.batch_lock = asyncio.Lock()
         self.in_flight = 0
+        # Cache key -> the answer of the call in flight for it, which identical requests share.
+        self.pending: dict[str, asyncio.Future] = {}
 
 
 class LLMEngine:
@@ -104,11 +139,14 @@ class LLMEngine:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="dataflow-llm", daemon=True)
         self._thread.start()
-        # Semaphores and buckets must be created on the loop that uses them.
-        self._backends: dict[str, _Backend] = self._on_loop(self._make_backends(backends))
         self._fatal: FatalLLMError | None = None
+        self._stores = 0  # answers written to the cache so far (see `_answer_misses`)
+        self._tasks: set[asyncio.Task] = set()
+        # Semaphores, buckets and events must be created on the loop that uses them.
+        self._backends: dict[str, _Backend] = self._on_loop(self._make_backends(backends))
 
     async def _make_backends(self, backends: dict[str, Backend]) -> dict[str, _Backend]:
+        self._stopped = asyncio.Event()  # set with `_fatal`: wakes requests waiting to retry
         return {name: _Backend(name, backend) for name, backend in backends.items()}
 
     def _on_loop(self, coroutine):
@@ -134,6 +172,7 @@ class LLMEngine:
         use_cache = self.cache is not None and state.backend.config.cache
         keys = [r.cache_key(state.identity) for r in requests]
         results: list[Completion | LLMError | None] = [None] * len(requests)
+        stores_before = self._stores
         if use_cache:
             hits = self.cache.get_many(keys)
             for i, key in enumerate(keys):
@@ -144,23 +183,62 @@ class LLMEngine:
             stats.requests += len(requests)
             stats.cache_hits += len(requests) - len(misses)
         if misses:
-            answers = self._on_loop(
-                self._complete_misses(
-                    state,
-                    [requests[i] for i in misses],
-                    [keys[i] for i in misses],
-                    stats,
-                    policy,
-                    stage,
-                    use_cache,
-                )
+            answers = self._answer_misses(
+                state,
+                [requests[i] for i in misses],
+                [keys[i] for i in misses],
+                stats,
+                policy,
+                stage,
+                use_cache,
+                stores_before,
             )
             for i, answer in zip(misses, answers, strict=True):
                 results[i] = answer
-        return results  # type: ignore[return-value]
+        return self._truncation(requests, results, policy, stats)  # type: ignore[arg-type]
+
+    def _answer_misses(self, state, requests, keys, stats, policy, stage, use_cache, stores_before):
+        """Answers for requests the cache did not have; identical ones share one call."""
+        # Claim each key: one already in flight (from any batch) is shared, the rest are ours.
+        futures, owned = self._on_loop(self._claim(state, keys))
+        hits: dict[str, Completion] = {}
+        if use_cache and owned and self._stores != stores_before:
+            # An identical request finished after this batch looked in the cache: reuse its answer.
+            # (A call is cached before it stops being in flight, so nothing falls between the two.)
+            try:
+                hits = self.cache.get_many(list(owned))
+            except BaseException as exc:
+                self._on_loop(self._settle(state, dict.fromkeys(owned), exc))
+                raise
+        first: dict[str, Request] = {}
+        for request, key in zip(requests, keys, strict=True):
+            first.setdefault(key, request)
+        todo = {key: first[key] for key in owned if key not in hits}
+        answers = self._on_loop(self._wait(state, futures, todo, hits, stats, policy, stage, use_cache))
+        with stats.lock:
+            stats.cache_hits += sum(1 for key in keys if key in hits)
+            stats.shared += sum(1 for key in keys if key not in hits) - len(todo)
+        return [answers[key] for key in keys]
+
+    @staticmethod
+    def _truncation(
+        requests: list[Request], results: list[Completion | LLMError], policy: Policy, stats: LLMStats
+    ):
+        """Answers cut off by max_tokens, cached or fresh, counted and (by default) rejected."""
+        cut = [i for i, r in enumerate(results) if isinstance(r, Completion) and cut_off(requests[i], r)]
+        if cut:
+            with stats.lock:
+                stats.truncated += len(cut)
+            if policy.on_truncated == "reject":
+                for i in cut:
+                    results[i] = TruncatedAnswer(results[i])  # type: ignore[arg-type]
+        return results
 
     def close(self) -> None:
         async def shutdown():
+            for task in list(self._tasks):  # e.g. a retry still waiting after a fatal error
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             for state in self._backends.values():
                 try:
                     await state.backend.aclose()
@@ -176,26 +254,84 @@ class LLMEngine:
             self.cache.close()
 
     # On the loop ------------------------------------------------------------------------
-    async def _complete_misses(self, state, requests, keys, stats, policy, stage, use_cache):
-        store = self._store if use_cache and self.cache is not None else None
-        if state.backend.batched:
-            answers = await self._batched(state, requests, stats, policy, stage)
-            if store is not None:
-                for key, answer in zip(keys, answers, strict=True):
-                    if isinstance(answer, Completion):
-                        store(key, state.identity, answer)
-            return answers
-        tasks = [
-            asyncio.ensure_future(self._one(state, r, stats, policy, stage, key if store else None))
-            for r, key in zip(requests, keys, strict=True)
-        ]
+    async def _claim(self, state: _Backend, keys: list[str]) -> tuple[dict[str, asyncio.Future], list[str]]:
+        """The future answering each key: shared when the key is in flight, else a new one we own."""
+        futures: dict[str, asyncio.Future] = {}
+        owned: list[str] = []
+        for key in keys:
+            if key in futures:
+                continue
+            future = state.pending.get(key)
+            if future is None:
+                future = state.pending[key] = self.loop.create_future()
+                future.add_done_callback(_retrieve)
+                owned.append(key)
+            futures[key] = future
+        return futures, owned
+
+    async def _wait(self, state, futures, todo, hits, stats, policy, stage, use_cache) -> dict[str, Any]:
+        """Start the calls this batch owns, then wait for every answer it needs (its own and
+        shared ones). Calls run as their own tasks: a batch that stops waiting (a fatal error)
+        must not cancel a call another batch shares."""
+        await self._settle(state, hits)
+        if todo:
+            if state.backend.batched:
+                self._spawn(self._own_batch(state, todo, stats, policy, stage, use_cache))
+            else:
+                for key, request in todo.items():
+                    self._spawn(self._own_one(state, key, request, stats, policy, stage, use_cache))
+        done, _ = await asyncio.wait(set(futures.values()), return_when=asyncio.FIRST_EXCEPTION)
+        for future in done:
+            if not future.cancelled() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+        return {key: future.result() for key, future in futures.items()}
+
+    def _spawn(self, coroutine) -> None:
+        task = self.loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _settle(
+        self, state: _Backend, answers: dict[str, Any], error: BaseException | None = None
+    ) -> None:
+        """Publish the answers (a Completion or LLMError each), or `error` raised for all of
+        them: the sharers wake, and the keys leave flight. A call's answer is cached before
+        this, so a later identical request finds it there."""
+        if isinstance(error, asyncio.CancelledError):
+            error = self._fatal or RuntimeError("the LLM engine closed while a request was in flight")
+        for key, answer in answers.items():
+            future = state.pending.pop(key, None)
+            if future is None or future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(answer)
+
+    async def _own_one(self, state, key, request, stats, policy, stage, use_cache) -> None:
         try:
-            return await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+            answer: Any = await self._one(state, request, stats, policy, stage, key if use_cache else None)
+        except BaseException as exc:  # delivered to everyone waiting for this key
+            await self._settle(state, {key: None}, exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        await self._settle(state, {key: answer})
+
+    async def _own_batch(self, state, todo: dict[str, Request], stats, policy, stage, use_cache) -> None:
+        keys = list(todo)
+        try:
+            answers = await self._batched(state, list(todo.values()), stats, policy, stage)
+        except BaseException as exc:
+            await self._settle(state, dict.fromkeys(keys), exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        if use_cache and self.cache is not None:
+            for key, answer in zip(keys, answers, strict=True):
+                if isinstance(answer, Completion):
+                    self._store(key, state.identity, answer)
+        await self._settle(state, dict(zip(keys, answers, strict=True)))
 
     async def _one(
         self, state: _Backend, request: Request, stats: LLMStats, policy: Policy, stage: str, key: str | None
@@ -211,9 +347,18 @@ class LLMEngine:
                     # moment at most `max_concurrency` answers would be lost to a crash.
                     self._store(key, state.identity, outcome)
             if outcome is RETRY_LATER:
-                await asyncio.sleep(_delay(answer, tries.attempts, config.backoff, config.max_backoff))
+                await self._backoff(_delay(answer, tries.attempts, config.backoff, config.max_backoff))
             elif outcome is not RETRY_NOW:
                 return outcome
+
+    async def _backoff(self, seconds: float) -> None:
+        """Sleep before a retry, cut short when the run stops (the retry then fails at once)."""
+        if seconds <= 0:
+            return
+        try:
+            await asyncio.wait_for(self._stopped.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
 
     def _judge(
         self,
@@ -230,6 +375,8 @@ class LLMEngine:
         LLMError the request failed with). Raises FatalLLMError when the run must stop."""
         if isinstance(answer, Completion):
             problem = schema_problem(request, answer.text)
+            if problem is not None and answer.finish_reason in TRUNCATED and policy.on_truncated == "reject":
+                return answer  # `complete` rejects it as cut off; asking again would hit the same limit
             if problem is None:
                 return answer
             stats.invalid_outputs += 1
@@ -253,12 +400,15 @@ class LLMEngine:
         return self._failed(answer, stats, policy, stage)
 
     async def _call(self, state: _Backend, request: Request, stats: LLMStats) -> Completion | LLMError:
-        """One call under the rate limits; never raises for a failed request."""
+        """One call under the rate limits; never raises for a failed request (only FatalLLMError
+        when the run has stopped, instead of sending)."""
         estimate = request.approx_prompt_tokens() + (request.sampling.max_tokens or 256)
         if state.rpm is not None:
             stats.rate_limit_wait += await state.rpm.acquire(1)
         if state.tpm is not None:
             stats.rate_limit_wait += await state.tpm.acquire(estimate)
+        if self._fatal is not None:  # checked after the last await: nothing new leaves after a stop
+            raise self._fatal
         state.in_flight += 1
         stats.calls += 1
         try:
@@ -285,6 +435,8 @@ class LLMEngine:
         pending = list(range(len(requests)))
         async with state.batch_lock:
             while pending:
+                if self._fatal is not None:
+                    raise self._fatal
                 state.in_flight += len(pending)
                 stats.calls += len(pending)
                 try:
@@ -306,11 +458,12 @@ class LLMEngine:
                         retry.append(i)
                     else:
                         answers[i] = outcome
-                await asyncio.sleep(max(delays))
+                await self._backoff(max(delays))
                 pending = retry
         return answers
 
     def _store(self, key: str, model: str, answer: Completion) -> None:
+        self._stores += 1
         try:
             self.cache.put(key, model, answer)
         except Exception as exc:  # e.g. a full disk: the run goes on uncached, and says so
@@ -347,7 +500,15 @@ class LLMEngine:
     def _stop(self, error: FatalLLMError) -> FatalLLMError:
         if self._fatal is None:
             self._fatal = error
+            self._stopped.set()
         return self._fatal
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    """Mark a shared answer's exception as seen: when no batch waits for it any more (the run
+    is stopping), asyncio would otherwise log it as never retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _delay(error: LLMError, attempt: int, backoff: float, max_backoff: float) -> float:
@@ -356,6 +517,15 @@ def _delay(error: LLMError, attempt: int, backoff: float, max_backoff: float) ->
     if error.retry_after is not None:
         return error.retry_after * random.uniform(1.0, 1.2)
     return min(max_backoff, backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+
+
+def cut_off(request: Request, answer: Completion) -> bool:
+    """Whether the answer stopped at max_tokens before it was complete. An answer that satisfies
+    its JSON schema is complete whatever the finish reason: grammar-constrained models (llama.cpp)
+    often pad a finished JSON value with whitespace up to the limit."""
+    if answer.finish_reason not in TRUNCATED:
+        return False
+    return request.json_schema is None or schema_problem(request, answer.text) is not None
 
 
 def schema_problem(request: Request, text: str) -> str | None:

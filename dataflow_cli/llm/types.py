@@ -65,6 +65,33 @@ class Completion:
     cached: bool = False
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One answer as an operator sees it: the model's text, or why there is none.
+
+    `failure` is a short, low-cardinality reason ("llm timeout", "null `text` in prompt") when
+    the answer is unusable, else None. `raw` is the model's text whenever the model answered
+    (also for an answer the engine rejected, e.g. one that does not match the JSON schema), so a
+    rejected row keeps it.
+    """
+
+    text: str | None = None
+    failure: str | None = None
+    raw: str | None = None
+    finish_reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    @classmethod
+    def of(cls, result: Completion | LLMError) -> Answer:
+        """The engine's result for one request, as an Answer."""
+        if isinstance(result, LLMError):
+            return cls(failure=result.reason(), raw=result.raw)
+        return cls(result.text, raw=result.text, finish_reason=result.finish_reason)
+
+
 # Error kinds. Transient ones are retried with backoff; the rest fail fast.
 RETRYABLE = frozenset({"rate_limit", "server", "timeout", "connection"})
 # Stop the whole run: every other request would fail the same way.

@@ -1,30 +1,56 @@
-"""The validated spec: what the engine runs. Built only by `spec.validate.load_spec`."""
+"""The validated spec: what the engine runs. Built only by `spec.build.load_spec`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dataflow_cli.errors import SpecError
+
+if TYPE_CHECKING:
+    from dataflow_cli.operator import Operator
 
 DEFAULT_BATCH_SIZE = 10_000
 
 
 @dataclass
 class Stage:
+    """One configured operator in a pipeline, with what the engine needs around it.
+
+    The operator is the one source of its params, column bindings and prompt: the properties
+    below read them from it, so the executor, the fingerprint and the operator never disagree.
+    """
+
     index: int
     name: str
     op_name: str
-    operator: Any  # an Operator instance, configured with params and column bindings
-    params: dict[str, Any]  # as validated, for fingerprints and the resolved spec
-    inputs: dict[str, str]
-    outputs: dict[str, str]
+    operator: Operator  # configured with params, column bindings and the stage's prompt
     backend: dict[str, Any] | None = None  # the backend's validated config (no secrets in it)
     backend_name: str | None = None
-    prompt_text: str | None = None
     on_error: str = "reject"
     max_error_rate: float = 0.2
+    on_truncated: str = "reject"  # an answer cut off by max_tokens: reject the row, or keep the text
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The validated params as JSON values (for fingerprints and the resolved spec)."""
+        return self.operator.params.model_dump(mode="json")
+
+    @property
+    def inputs(self) -> dict[str, str]:
+        """Logical input name -> column (unbound names map to a column of the same name)."""
+        return self.operator.input_columns
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        """Logical output name -> column."""
+        return self.operator.output_columns
+
+    @property
+    def prompt_text(self) -> str | None:
+        """The stage's `prompt:` text, if it names one."""
+        return self.operator.prompt
 
     @property
     def kind(self) -> str:
@@ -48,6 +74,7 @@ class Spec:
     stages: list[Stage]
     input_schema: dict[str, str]
     resolved: dict[str, Any] = field(default_factory=dict)  # the spec after --set, ${VAR}s kept
+    internal_columns: bool = False  # write the engine's `_id`/`_parent_id` into the output too
     backends: dict[str, Any] = field(default_factory=dict)  # name -> (backend class, validated config)
 
 

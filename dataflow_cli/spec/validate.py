@@ -1,88 +1,61 @@
-"""Validate a spec before any data is read or any model is called.
+"""Check a spec before any data is read or any model is called.
 
-Every problem is collected and reported at once, sorted by location. Checks, in order:
-structure (JSON Schema), stage names, operator/backend/prompt references, operator params,
-and the column flow (each stage's columns exist in the input header or come from an earlier
-stage; no stage silently overwrites a column).
+Every problem is collected on a `Collector` and reported at once, sorted by location. Checks, in
+the order `spec.build.load_spec` runs them: structure (JSON Schema), backends, stage names,
+operator/backend/prompt references, ports and params (`check_stages`, which returns each stage
+ready to build), the input files and output paths, and, once the operators are built, the column
+flow (each stage's columns exist in the input header or come from an earlier stage; no stage
+silently overwrites a column).
 """
 
 from __future__ import annotations
 
-import copy
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from dataflow_cli.errors import DataflowError, SpecError, did_you_mean
-from dataflow_cli.llm.backends.base import config_fields
-from dataflow_cli.spec.loader import Document, apply_override, format_path, interpolate, load_document
-from dataflow_cli.spec.model import DEFAULT_BATCH_SIZE, Issue, Spec, SpecErrors, Stage
+from dataflow_cli.operator import RESERVED_PREFIX, Operator
+from dataflow_cli.spec.loader import Document, PathKey, format_path
+from dataflow_cli.spec.model import Issue, Stage
 from dataflow_cli.spec.schema import pipeline_schema
 
-RESERVED_PREFIX = "_"  # _id, _stage, _reason, ... belong to the engine
 
+class Collector:
+    """The problems found so far, each located in the spec (or in the file it names)."""
 
-class _Collector:
     def __init__(self, doc: Document):
         self.doc = doc
         self.issues: list[Issue] = []
-        self.unresolved: set[tuple] = set()  # paths whose ${VAR} could not be interpolated
+        self.unresolved: set[PathKey] = set()  # paths whose ${VAR} could not be interpolated
 
-    def add(self, path: tuple, message: str, *, key: bool = False) -> None:
+    def add(self, path: PathKey, message: str, *, key: bool = False) -> None:
         self.issues.append(Issue(self.doc.locate(path, key=key), format_path(path), message))
 
 
-def load_spec(path: Path, overrides: list[str] | tuple[str, ...] = (), *, check_columns: bool = True) -> Spec:
-    """Load, interpolate, override and validate a spec; raise `SpecErrors` listing every problem."""
-    doc = load_document(path)
-    for assignment in overrides:
-        apply_override(doc, assignment)
-    out = _Collector(doc)
-    as_written = copy.deepcopy(doc.data)  # before ${VAR}: secrets must not reach the run dir
-    for location, where, message, unresolved in interpolate(doc):
-        out.issues.append(Issue(location, where, message))
-        out.unresolved.add(unresolved)
-    data = doc.data
-    if not isinstance(data, dict):
-        raise SpecError(
-            "the spec must be a mapping of keys (version, name, input, ...)", location=doc.locate(())
-        )
+@dataclass
+class CheckedStage:
+    """A stage whose operator, references, ports and params passed: what `spec.build` needs to
+    construct its operator."""
 
-    _check_structure(data, out)
-    spec_dir = path.resolve().parent
-    backends = _check_backends(data, out)
-    stages, complete = _check_stages(data, spec_dir, backends, out)
-    input_paths, input_schema = _check_input(data, spec_dir, out)
-    output_path, rejects_path = _check_output(data, spec_dir, input_paths, out)
-    if check_columns and input_schema is not None:
-        # Stages after one that could not be built are not checked: their columns would
-        # depend on what the broken stage produces.
-        checkable = [stage for i, stage in enumerate(stages) if stage.index == i]
-        _check_column_flow(checkable, input_schema, out)
-    if out.issues:
-        raise SpecErrors(out.issues, doc.file)
-
-    source = data["input"]
-    return Spec(
-        file=path,
-        name=data["name"],
-        input_pattern=source["path"],
-        input_paths=input_paths,
-        output_path=output_path,
-        rejects_path=rejects_path,
-        batch_size=source.get("batch_size", DEFAULT_BATCH_SIZE),
-        limit=source.get("limit"),
-        stages=stages,
-        input_schema=input_schema or {},
-        resolved=as_written,
-        backends={name: value for name, value in backends.items() if value is not None},
-    )
+    index: int
+    raw: dict[str, Any]  # the stage as written (after --set and ${VAR})
+    cls: type[Operator]
+    params: BaseModel
+    inputs: dict[str, str]
+    outputs: dict[str, str]
+    backend_name: str | None
+    backend: tuple[type, Any] | None  # (backend class, its validated config)
+    prompt_text: str | None
 
 
-def _check_structure(data: dict, out: _Collector) -> None:
-    from jsonschema import Draft202012Validator
+def check_structure(data: dict, out: Collector) -> None:
+    from dataflow_cli.spec.structure import structure_errors
 
-    schema = pipeline_schema()
-    for error in Draft202012Validator(schema).iter_errors(data):
+    for error in structure_errors(data, pipeline_schema()):
         _report_schema_error(error, out)
 
 
@@ -109,7 +82,7 @@ def _describe(value: Any) -> str:
     )
 
 
-def _report_schema_error(error, out: _Collector) -> None:
+def _report_schema_error(error, out: Collector) -> None:
     path = tuple(error.absolute_path)
     validator = error.validator
     if validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -126,7 +99,11 @@ def _report_schema_error(error, out: _Collector) -> None:
     if validator == "type":
         expected = error.validator_value
         names = [_TYPE_NAMES.get(t, t) for t in (expected if isinstance(expected, list) else [expected])]
-        out.add(path, f"expected {' or '.join(names)}, got {_describe(error.instance)}")
+        message = f"expected {' or '.join(names)}, got {_describe(error.instance)}"
+        if isinstance(error.instance, (dict, list)):
+            out.issues.append(Issue(out.doc.locate_collection(path), format_path(path), message))
+        else:
+            out.add(path, message)
         return
     if validator == "oneOf" and path[:1] == ("prompts",):
         out.add(path, "a prompt needs exactly one of `file` or `template`")
@@ -148,7 +125,7 @@ def _report_schema_error(error, out: _Collector) -> None:
     out.add(path, error.message)
 
 
-def _check_backends(data: dict, out: _Collector) -> dict[str, Any]:
+def check_backends(data: dict, out: Collector) -> dict[str, Any]:
     """Each backend's provider resolves and its settings fit that provider's config model.
     Nothing is instantiated: validation never opens a connection or loads a model."""
     from dataflow_cli.llm.registry import backend_class, providers
@@ -175,18 +152,19 @@ def _check_backends(data: dict, out: _Collector) -> dict[str, Any]:
     return found
 
 
-def _check_stages(
-    data: dict, spec_dir: Path, backends: dict[str, Any], out: _Collector
-) -> list[Stage] | None:
+def check_stages(
+    data: dict, spec_dir: Path, backends: dict[str, Any], out: Collector
+) -> list[CheckedStage]:
+    """Every stage whose operator loads and whose params are valid, in order. A stage with other
+    problems (an unknown backend, a bad port) is returned too, so later checks still see it."""
     from dataflow_cli import registry
 
     raw_stages = data.get("stages")
     if not isinstance(raw_stages, list):
-        return [], False
+        return []
     prompts = data.get("prompts") if isinstance(data.get("prompts"), dict) else {}
     seen_names: dict[str, int] = {}
-    stages: list[Stage] = []
-    ok = True
+    checked: list[CheckedStage] = []
     for index, raw in enumerate(raw_stages):
         here = ("stages", index)
         if (
@@ -194,13 +172,11 @@ def _check_stages(
             or not isinstance(raw.get("name"), str)
             or not isinstance(raw.get("op"), str)
         ):
-            ok = False  # already reported by the schema check
-            continue
+            continue  # already reported by the schema check
         name = raw["name"]
         if name in seen_names:
             first = out.doc.locate(("stages", seen_names[name], "name"))
             out.add(here + ("name",), f"duplicate stage name `{name}` (first used at {first})")
-            ok = False
         seen_names.setdefault(name, index)
 
         try:
@@ -208,7 +184,6 @@ def _check_stages(
         except DataflowError as exc:
             hint = " (see `dataflow operators list`)" if "unknown operator" in exc.reason else ""
             out.add(here + ("op",), exc.reason + hint)
-            ok = False
             continue
 
         backend_name = raw.get("backend") or ("default" if cls.uses_llm else None)
@@ -219,57 +194,33 @@ def _check_stages(
                 f"`{raw['op']}` calls an LLM: set `backend:` on the stage or define a backend named "
                 f"`default` (defined: {known}); e.g. `backends: {{default: {{provider: local}}}}`",
             )
-            ok = False
             continue
-        backend_entry = _reference(backend_name, "backend", backends, here, out)
-        prompt_text = _prompt_text(raw, prompts, spec_dir, here, out)
-        inputs = raw.get("inputs") if isinstance(raw.get("inputs"), dict) else {}
-        outputs = raw.get("outputs") if isinstance(raw.get("outputs"), dict) else {}
-        if not _check_ports(cls, "inputs", inputs, here, out) or not _check_ports(
-            cls, "outputs", outputs, here, out
-        ):
-            ok = False
+        backend = _reference(backend_name, "backend", backends, here, out)
+        prompt_text = _prompt_text(raw, prompts or {}, spec_dir, here, out)
+        inputs = raw["inputs"] if isinstance(raw.get("inputs"), dict) else {}
+        outputs = raw["outputs"] if isinstance(raw.get("outputs"), dict) else {}
+        _check_ports(cls, "inputs", inputs, here, out)
+        _check_ports(cls, "outputs", outputs, here, out)
         params = _check_params(cls, raw.get("params") or {}, here, out)
         if params is None:
-            ok = False
             continue
-        try:
-            operator = cls(params, inputs=inputs, outputs=outputs)
-            operator.prompt = prompt_text
-            if cls.uses_llm:
-                if not operator.template_text() and not getattr(params, "messages_column", None):
-                    out.add(
-                        here + ("op",),
-                        f"`{raw['op']}` needs a prompt: set `prompt:`, `params.template` or `params.messages_column`",
-                    )
-                    ok = False
-                    continue
-                operator.template_columns()  # a template syntax error surfaces here
-        except DataflowError as exc:
-            where = here + ("prompt",) if "template" in exc.reason and raw.get("prompt") else here + ("op",)
-            out.add(where, exc.reason + (f" ({exc.hint})" if exc.hint else ""))
-            ok = False
-            continue
-        stages.append(
-            Stage(
+        checked.append(
+            CheckedStage(
                 index=index,
-                name=name,
-                op_name=raw["op"],
-                operator=operator,
-                params=params.model_dump(mode="json"),
-                inputs=dict(operator.input_columns),
-                outputs=dict(operator.output_columns),
-                backend=config_fields(backend_entry[1]) if backend_entry else None,
-                backend_name=backend_name if backend_entry else None,
+                raw=raw,
+                cls=cls,
+                params=params,
+                inputs=inputs,
+                outputs=outputs,
+                backend_name=backend_name if backend else None,
+                backend=backend,
                 prompt_text=prompt_text,
-                on_error=raw.get("on_error", "reject"),
-                max_error_rate=raw.get("max_error_rate", 0.2),
             )
         )
-    return stages, ok
+    return checked
 
 
-def _reference(name: str | None, key: str, table: dict, here: tuple, out: _Collector) -> Any:
+def _reference(name: str | None, key: str, table: dict, here: tuple, out: Collector) -> Any:
     """The entry `name` of a `backends`/`prompts` section, or None (reported if unknown)."""
     if name is None:
         return None
@@ -284,7 +235,7 @@ def _reference(name: str | None, key: str, table: dict, here: tuple, out: _Colle
     return table[name]
 
 
-def _prompt_text(raw: dict, prompts: dict, spec_dir: Path, here: tuple, out: _Collector) -> str | None:
+def _prompt_text(raw: dict, prompts: dict, spec_dir: Path, here: tuple, out: Collector) -> str | None:
     entry = _reference(raw.get("prompt"), "prompt", prompts, here, out)
     if not isinstance(entry, dict):
         return None
@@ -299,13 +250,12 @@ def _prompt_text(raw: dict, prompts: dict, spec_dir: Path, here: tuple, out: _Co
         return None
 
 
-def _check_ports(cls, section: str, bindings: dict, here: tuple, out: _Collector) -> bool:
+def _check_ports(cls: type[Operator], section: str, bindings: dict, here: tuple, out: Collector) -> None:
     declared = getattr(cls, section)
-    ok = True
     for logical, column in bindings.items():
         if not isinstance(column, str):
-            ok = False  # the schema check reported it
-        elif logical not in declared:
+            continue  # the schema check reported it
+        if logical not in declared:
             names = ", ".join(f"`{n}`" for n in declared) or "none"
             out.add(
                 here + (section, logical),
@@ -313,20 +263,17 @@ def _check_ports(cls, section: str, bindings: dict, here: tuple, out: _Collector
                 f"(its {section}: {names})",
                 key=True,
             )
-            ok = False
-        elif section == "outputs" and str(column).startswith(RESERVED_PREFIX):
+        elif section == "outputs" and column.startswith(RESERVED_PREFIX):
             out.add(here + (section, logical), f"column names starting with `_` are reserved (`{column}`)")
-            ok = False
-    return ok
 
 
-def _check_params(cls, params: Any, here: tuple, out: _Collector):
+def _check_params(cls, params: Any, here: tuple, out: Collector):
     if not isinstance(params, dict):
         return None  # the schema check reported it
     return _validate_model(cls.Params, params, here + ("params",), out, "parameter")
 
 
-def _validate_model(model, values: dict, where: tuple, out: _Collector, noun: str):
+def _validate_model(model, values: dict, where: tuple, out: Collector, noun: str):
     """Validate `values` with a pydantic model, reporting each problem at its location."""
     from pydantic import ValidationError
 
@@ -387,27 +334,42 @@ _PYDANTIC_TYPES = {
 _UNION_TAGS = {"int", "float", "str", "bool", "bytes", "none", "list", "dict"}
 
 
-def _check_input(data: dict, spec_dir: Path, out: _Collector) -> tuple[list[Path], dict[str, str] | None]:
-    from dataflow_cli.io.readers import expand_inputs, read_schema
+def check_input(data: dict, spec_dir: Path, out: Collector) -> tuple[list[Path], dict[str, str] | None]:
+    """The input files and their columns (read from each file's head only)."""
+    from dataflow_cli.io.inputs import read_schema
+    from dataflow_cli.io.paths import expand_inputs
 
     source = data.get("input")
     if not isinstance(source, dict) or not isinstance(source.get("path"), str):
         return [], None
     if ("input", "path") in out.unresolved:
         return [], None  # already reported: the path names an unset variable
+    paths: list[Path] = []
     try:
         paths = expand_inputs(source["path"], spec_dir)
         return paths, read_schema(paths)
     except DataflowError as exc:
-        message = (
-            exc.reason if not exc.location or exc.location in exc.reason else f"{exc.location}: {exc.reason}"
-        )
-        out.add(("input", "path"), message)
+        out.issues.append(_input_issue(exc, paths, out))
         return [], None
 
 
-def _check_output(data: dict, spec_dir: Path, input_paths: list[Path], out: _Collector) -> tuple[Path, Path]:
-    from dataflow_cli.io.readers import format_for
+def _input_issue(exc: DataflowError, paths: list[Path], out: Collector) -> Issue:
+    """A problem inside an input file is the file's, located where the reader found it; any
+    other (no file matches the pattern, ...) is the spec's `input.path`."""
+    location = exc.location or ""
+    for path in paths:
+        if location == str(path) or location.startswith(f"{path}:"):
+            # Shown as relative to where the user is, like the spec file itself.
+            shown = os.path.relpath(path) + location[len(str(path)) :]
+            return Issue(shown, "input.path", exc.reason + (f" ({exc.hint})" if exc.hint else ""))
+    message = exc.reason
+    if location and location not in exc.reason:
+        message = f"{location}: {message}"
+    return Issue(out.doc.locate(("input", "path")), "input.path", message)
+
+
+def check_output(data: dict, spec_dir: Path, input_paths: list[Path], out: Collector) -> tuple[Path, Path]:
+    from dataflow_cli.io.paths import default_rejects_path, format_for
 
     target = data.get("output")
     if not isinstance(target, dict) or not isinstance(target.get("path"), str):
@@ -416,7 +378,7 @@ def _check_output(data: dict, spec_dir: Path, input_paths: list[Path], out: _Col
     rejects = (
         (spec_dir / target["rejects"]).resolve()
         if isinstance(target.get("rejects"), str)
-        else output.with_name(f"{output.stem}.rejects{output.suffix}")
+        else default_rejects_path(output)
     )
     for key in ("path", "rejects"):
         if isinstance(target.get(key), str):
@@ -432,14 +394,16 @@ def _check_output(data: dict, spec_dir: Path, input_paths: list[Path], out: _Col
     return output, rejects
 
 
-def _check_column_flow(stages: list[Stage], input_schema: dict[str, str], out: _Collector) -> None:
+def check_column_flow(stages: list[Stage], input_schema: dict[str, str], out: Collector) -> None:
+    from dataflow_cli.llm.operator import LLMOperator
+
     schema = dict(input_schema)
     origin = {column: "the input" for column in schema}
     for stage in stages:
         op = stage.operator
         here = ("stages", stage.index)
         required = op.required_columns()
-        template_vars = set(op.template_columns()) if op.uses_llm else set()
+        template_vars = set(op.template_columns()) if isinstance(op, LLMOperator) else set()
         for column in required:
             if isinstance(column, str) and column not in schema:  # non-strings: schema errors
                 logical = next((k for k, v in stage.inputs.items() if v == column), None)

@@ -86,7 +86,7 @@ def test_persistent_failures_are_rejected_with_reason(openai_server_factory, env
     server = openai_server_factory(rules=[["number 7", "bad_request"]])
     spec = write_spec(env, server.base_url, 20)
     stats = cli.json("run", spec)
-    rejects = read_jsonl(env / "out" / "answers.rejects.jsonl")
+    rejects = read_jsonl(env / "out" / "rejects" / "answers.rejects.jsonl")
     assert stats["rows_written"] == 19 and [r["topic"] for r in rejects] == ["topic number 7"]
     assert rejects[0]["_reason"] == "llm bad_request (HTTP 400)"
 

@@ -57,7 +57,7 @@ def test_sft_synthesis_on_the_embedded_model(cli, copy_of):
     spec = copy_of("sft_synthesis")
     stats = cli.json("run", spec, "--limit", "2")
     out = spec.parent / "out"
-    kept, rejected = read_jsonl(out / "sft.jsonl"), read_jsonl(out / "sft.rejects.jsonl")
+    kept, rejected = read_jsonl(out / "sft.jsonl"), read_jsonl(out / "rejects" / "sft.rejects.jsonl")
     assert len(kept) + len(rejected) == 2
     for row in kept:  # the model is tiny: check the shape, never the content
         assert [m["role"] for m in row["messages"]] == ["user", "assistant"]

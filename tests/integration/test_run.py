@@ -28,7 +28,7 @@ def test_ready_pipeline_runs_and_explains_every_drop(project, cli):
     result = cli("run", project / "pipeline.yaml", "--json")
     stats = json.loads(result.stdout)
     kept = read_jsonl(project / "out" / "clean.jsonl")
-    rejected = read_jsonl(project / "out" / "clean.rejects.jsonl")
+    rejected = read_jsonl(project / "out" / "rejects" / "clean.rejects.jsonl")
     source = read_jsonl(project / "data" / "sample.jsonl")
 
     assert stats["rows_read"] == len(source) == 40
@@ -36,10 +36,10 @@ def test_ready_pipeline_runs_and_explains_every_drop(project, cli):
     assert len(kept) + len(rejected) == len(source)
     assert {r["_stage"] for r in rejected} == {"length_bounds", "no_boilerplate", "dedup"}
     assert all(r["_reason"] for r in rejected)
-    # Every input row is accounted for exactly once, by id.
-    assert sorted(int(r["_id"]) for r in kept + rejected) == list(range(40))
-    # Columns after select_columns_refiner, normalized text, rendered prompt.
-    assert set(kept[0]) == {"_id", "instruction", "response", "prompt", "response_words"}
+    # Columns after select_columns_refiner (the engine's `_id` only in rejects), normalized
+    # text, rendered prompt.
+    assert set(kept[0]) == {"instruction", "response", "prompt", "response_words"}
+    assert all(r["_id"] for r in rejected)
     photosynthesis = next(r for r in kept if r["instruction"] == "Describe photosynthesis.")
     assert photosynthesis["response"].startswith("Photosynthesis is how plants turn light, water")
     assert photosynthesis["prompt"] == "### Instruction:\nDescribe photosynthesis.\n\n### Response:\n"
@@ -103,7 +103,7 @@ def test_limit_and_output_formats(project, cli):
         stats = cli.json("run", spec, "--limit", "10", "--set", f"output.path=out/clean.{suffix}")
         assert stats["rows_read"] == 10
         assert (project / "out" / f"clean.{suffix}").exists()
-        assert (project / "out" / f"clean.rejects.{suffix}").exists()
+        assert (project / "out" / "rejects" / f"clean.rejects.{suffix}").exists()
     table = pq.read_table(project / "out" / "clean.parquet")
     assert table.num_rows == stats["rows_written"]
     rows = json.loads((project / "out" / "clean.json").read_text(encoding="utf-8"))
@@ -186,7 +186,7 @@ def test_global_stage_sees_rows_across_batches(tmp_path, cli, monkeypatch):
     kept = read_jsonl(tmp_path / "out" / "o.jsonl")
     assert [r["text"] for r in kept] == [f"row {i}" for i in range(7)]
     assert stats["rows_rejected"] == 43
-    rejects = read_jsonl(tmp_path / "out" / "o.rejects.jsonl")
+    rejects = read_jsonl(tmp_path / "out" / "rejects" / "o.rejects.jsonl")
     assert rejects[0]["_reason"] == "duplicate: duplicate of _id 0" and rejects[0]["_id"] == "7"
 
 

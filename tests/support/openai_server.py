@@ -38,9 +38,18 @@ Faults (kinds in `FAULT_KINDS`) are chosen for each chat request, first match wi
 5. `fail_first_n`: {kind: n}, the next n requests get that kind (kinds in the given order);
 6. `fail_rate`: with this probability (seeded RNG), a kind drawn from the `fail_kinds` weights.
 
-`rate_limit`, `auth` and `bad_request` answer at once (a gateway rejects before the model runs);
-`server_error`, `malformed` and `reset` answer after `latency`; `timeout` sleeps `timeout_delay`
-then answers normally; `slow_stream` sends the answer in chunks `slow_stream_delay` apart.
+Besides the kinds in `FAULT_KINDS`, `http_<code>` (or just `"<code>"`) answers with any 4xx/5xx
+status and an OpenAI-style error body (e.g. `http_403`, `http_422`, `http_503`); codes with a kind
+of their own map to it (`http_429` is `rate_limit`, `http_500` is `server_error`).
+
+`rate_limit`, `auth`, `bad_request` and `http_<code>` answer at once (a gateway rejects before the
+model runs); `server_error`, `malformed` and `reset` answer after `latency`; `timeout` sleeps
+`timeout_delay` then answers normally; `slow_stream` sends the answer in chunks
+`slow_stream_delay` apart. With `echo_key=True` every error body quotes the request's
+`Authorization` header back (as some proxies do), so tests can check that clients redact it.
+
+`max_tokens` (or `max_completion_tokens`) is honoured like a real server: a longer reply is cut
+to that many tokens (see `count_tokens`) and answered with `finish_reason: "length"`.
 
 Every request to /v1 is recorded (`RecordedRequest`, including the Authorization header, so tests
 can check a key was sent) unless `record=False`. Status 0 in the recording and counters means the
@@ -136,9 +145,14 @@ class Fault(Exception):
 
 def _fault_kind(kind: Any) -> str:
     name = _ALIASES.get(str(kind), str(kind))
-    if name not in FAULT_KINDS:
-        raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
-    return name
+    if name in FAULT_KINDS:
+        return name
+    status = re.fullmatch(r"(?:http_)?([45]\d\d)", name)
+    if status:
+        return _ALIASES.get(status.group(1), f"http_{status.group(1)}")
+    raise ValueError(
+        f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)} or http_<4xx/5xx code>"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,6 +178,7 @@ class ServerConfig:
     schedule: dict[int, str] = dataclasses.field(default_factory=dict)
     rules: tuple[tuple[str, str], ...] = DEFAULT_RULES
     require_api_key: str | None = None
+    echo_key: bool = False
     timeout_delay: float = 10.0
     slow_stream_delay: float = 0.2
     stream_chunk_delay: float = 0.0
@@ -262,7 +277,7 @@ def _coerce(name: str, value: Any) -> Any:
         return None if value in (None, "") else str(value)
     if name == "seed":
         return int(value)
-    if name == "record":
+    if name in ("record", "echo_key"):
         return bool(value)
     if name == "model":
         return str(value)
@@ -477,6 +492,35 @@ _BODY_401_MISSING = _error_body(
     "invalid_request_error",
 )
 _BODY_400 = _error_body("Invalid request (injected fault).", "invalid_request_error")
+_ERROR_TYPES = {
+    401: "invalid_request_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "requests",
+}
+
+
+def _status_body(status: int) -> bytes:
+    kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return _error_body(f"Simulated HTTP {status} (injected fault).", kind, str(status))
+
+
+def _echo_key(body: bytes, request: web.BaseRequest) -> bytes:
+    """The error body with the request's Authorization header quoted in its message."""
+    payload = json.loads(body)
+    sent = request.headers.get("Authorization", "")
+    payload["error"]["message"] += f" (received Authorization: {sent})"
+    return json.dumps(payload).encode()
+
+
+def _limit_tokens(reply: str, body: dict) -> tuple[str, str]:
+    """The reply cut to the request's max_tokens, and its finish reason."""
+    limit = body.get("max_completion_tokens", body.get("max_tokens"))
+    if isinstance(limit, int) and not isinstance(limit, bool) and count_tokens(reply) > max(limit, 0):
+        return "".join(_pieces(reply)[: max(limit, 0)]), "length"
+    return reply, "stop"
+
+
 _MALFORMED = b'{"id": "chatcmpl-malformed", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "trunc'
 _MALFORMED_SSE = b'data: {"id": "chatcmpl-malformed", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "trunc\n\n'
 _DONE = b"data: [DONE]\n\n"
@@ -485,7 +529,7 @@ _DONE = b"data: [DONE]\n\n"
 _jstr = json.encoder.encode_basestring  # str -> JSON string literal, like json.dumps(ensure_ascii=False)
 _COMPLETION = (
     '{"id": "chatcmpl-%08d", "object": "chat.completion", "created": %d, "model": %s, '
-    '"choices": [{"index": 0, "message": {"role": "assistant", "content": %s}, "finish_reason": "stop"}], '
+    '"choices": [{"index": 0, "message": {"role": "assistant", "content": %s}, "finish_reason": %s}], '
     '"usage": {"prompt_tokens": %d, "completion_tokens": %d, "total_tokens": %d}}'
 )
 _CHUNK_HEAD = (
@@ -881,7 +925,7 @@ class OpenAIServer:
         rec = self._arrive(request, None, cfg, chat=False)
         try:
             if not self._authorized(request, cfg):
-                return self._unauthorized(request, rec)
+                return self._unauthorized(request, rec, cfg)
             rec.status = 200
             body = {
                 "object": "list",
@@ -914,12 +958,13 @@ class OpenAIServer:
         )
 
     @staticmethod
-    def _unauthorized(request: web.BaseRequest, rec: RecordedRequest) -> web.Response:
+    def _unauthorized(request: web.BaseRequest, rec: RecordedRequest, cfg: ServerConfig) -> web.Response:
         rec.status = 401
         missing = not request.headers.get("Authorization")
-        return web.Response(
-            status=401, body=_BODY_401_MISSING if missing else _BODY_401, content_type="application/json"
-        )
+        body = _BODY_401_MISSING if missing else _BODY_401
+        if cfg.echo_key:
+            body = _echo_key(body, request)
+        return web.Response(status=401, body=body, content_type="application/json")
 
     async def _serve_chat(
         self, request: web.BaseRequest, body: Any, cfg: ServerConfig, rec: RecordedRequest
@@ -934,11 +979,13 @@ class OpenAIServer:
                 content_type="application/json",
             )
         if not self._authorized(request, cfg):
-            return self._unauthorized(request, rec)
+            return self._unauthorized(request, rec, cfg)
         if not await self._admit(cfg):
             rec.status = 429
             rec.fault = "concurrency_limit"
-            return self._rate_limited(cfg, _BODY_429_CAP)
+            return self._rate_limited(
+                cfg, _echo_key(_BODY_429_CAP, request) if cfg.echo_key else _BODY_429_CAP
+            )
         try:
             return await self._serve_admitted(request, body, cfg, rec)
         finally:
@@ -1028,25 +1075,27 @@ class OpenAIServer:
             except Fault as fault:
                 kind = rec.fault = fault.kind
 
-        if kind in _IMMEDIATE:
-            return self._immediate(kind, cfg, rec)
+        if kind is not None and (kind in _IMMEDIATE or kind.startswith("http_")):
+            return self._immediate(kind, cfg, rec, request)
         delay = cfg.timeout_delay if kind == "timeout" else latency
         if delay > 0:
             await asyncio.sleep(delay)
         stream = body.get("stream") is True
         if kind == "server_error":
             rec.status = 500
-            return web.Response(status=500, body=_BODY_500, content_type="application/json")
+            body_500 = _echo_key(_BODY_500, request) if cfg.echo_key else _BODY_500
+            return web.Response(status=500, body=body_500, content_type="application/json")
         if kind == "malformed":
             return await self._malformed(request, stream, rec)
         if kind == "reset":
             return self._reset_connection(request, rec)
         if reply is None:
             reply = default_responder(body)
+        reply, finish = _limit_tokens(reply, body)
         chunk_delay = cfg.slow_stream_delay if kind == "slow_stream" else cfg.stream_chunk_delay
         if stream:
-            return await self._stream(request, body, cfg, rec, reply, chunk_delay)
-        data = self._completion(body, cfg, rec, reply)
+            return await self._stream(request, body, cfg, rec, reply, chunk_delay, finish)
+        data = self._completion(body, cfg, rec, reply, finish)
         if kind == "slow_stream" and chunk_delay > 0:
             return await self._send_slowly(request, data, chunk_delay, rec)
         rec.status = 200
@@ -1060,15 +1109,24 @@ class OpenAIServer:
             result = await result
         return result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
 
-    def _immediate(self, kind: str, cfg: ServerConfig, rec: RecordedRequest) -> web.Response:
+    def _immediate(
+        self, kind: str, cfg: ServerConfig, rec: RecordedRequest, request: web.BaseRequest
+    ) -> web.Response:
         if kind == "rate_limit":
-            rec.status = 429
-            return self._rate_limited(cfg, _BODY_429)
-        if kind == "auth":
-            rec.status = 401
-            return web.Response(status=401, body=_BODY_401, content_type="application/json")
-        rec.status = 400
-        return web.Response(status=400, body=_BODY_400, content_type="application/json")
+            status, body = 429, _BODY_429
+        elif kind == "auth":
+            status, body = 401, _BODY_401
+        elif kind == "bad_request":
+            status, body = 400, _BODY_400
+        else:
+            status = int(kind.removeprefix("http_"))
+            body = _status_body(status)
+        if cfg.echo_key:
+            body = _echo_key(body, request)
+        rec.status = status
+        if status == 429:
+            return self._rate_limited(cfg, body)
+        return web.Response(status=status, body=body, content_type="application/json")
 
     @staticmethod
     def _rate_limited(cfg: ServerConfig, body: bytes) -> web.Response:
@@ -1085,7 +1143,9 @@ class OpenAIServer:
         completion = count_tokens(reply)
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
-    def _completion(self, body: dict, cfg: ServerConfig, rec: RecordedRequest, reply: str) -> bytes:
+    def _completion(
+        self, body: dict, cfg: ServerConfig, rec: RecordedRequest, reply: str, finish: str = "stop"
+    ) -> bytes:
         usage = self._usage(body, reply)
         return (
             _COMPLETION
@@ -1094,6 +1154,7 @@ class OpenAIServer:
                 int(rec.arrival),
                 _jstr(_model(body, cfg)),
                 _jstr(reply),
+                _jstr(finish),
                 usage["prompt_tokens"],
                 usage["completion_tokens"],
                 usage["total_tokens"],
@@ -1108,6 +1169,7 @@ class OpenAIServer:
         rec: RecordedRequest,
         reply: str,
         delay: float,
+        finish: str = "stop",
     ) -> web.StreamResponse:
         options = body.get("stream_options")
         with_usage = isinstance(options, dict) and options.get("include_usage") is True
@@ -1116,7 +1178,11 @@ class OpenAIServer:
         texts = [head + '{"role": "assistant", "content": ""}' + tail]
         texts += [head + '{"content": ' + _jstr(piece) + "}" + tail for piece in _pieces(reply)]
         texts.append(
-            head + '{}, "finish_reason": "stop"}]' + (', "usage": null}\n\n' if with_usage else "}\n\n")
+            head
+            + '{}, "finish_reason": '
+            + _jstr(finish)
+            + "}]"
+            + (', "usage": null}\n\n' if with_usage else "}\n\n")
         )
         if with_usage:
             usage = json.dumps(self._usage(body, reply))
@@ -1354,6 +1420,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--schedule", help="e.g. 0=rate_limit,3=reset")
     p.add_argument("--no-default-rules", action="store_true", help="no content rules (FAIL500, AUTH, ...)")
     p.add_argument("--require-api-key")
+    p.add_argument("--echo-key", action="store_true", help="error bodies quote the Authorization header")
     p.add_argument("--timeout-delay", type=float)
     p.add_argument("--slow-stream-delay", type=float)
     p.add_argument("--stream-chunk-delay", type=float)
@@ -1391,6 +1458,8 @@ def _knobs_from_args(args: argparse.Namespace) -> dict[str, Any]:
         knobs["rules"] = []
     if args.no_record:
         knobs["record"] = False
+    if args.echo_key:
+        knobs["echo_key"] = True
     return knobs
 
 

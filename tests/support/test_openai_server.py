@@ -480,6 +480,45 @@ def test_require_api_key(openai_server_factory):
     ]
 
 
+def test_any_http_status_fault(openai_server_factory):
+    codes = (400, 401, 403, 404, 422, 429, 500, 502, 503)
+    server = openai_server_factory(rules=[(f"status-{c}", f"http_{c}") for c in codes], retry_after=2)
+    for code in codes:
+        reply = chat(server, f"status-{code}")
+        assert reply.status == code, code
+        assert reply.json()["error"]["message"]
+    assert chat(server, "status-429").headers["Retry-After"] == "2"
+    assert chat(server, "status-403").json()["error"]["type"] == "permission_error"
+    assert server.fault_counts["rate_limit"] == 2 and server.fault_counts["http_403"] == 2
+    with pytest.raises(ValueError, match="http_<4xx/5xx code>"):
+        server.configure(rules=[("x", "http_200")])
+
+
+def test_echo_key_quotes_the_authorization_header_in_error_bodies(openai_server_factory):
+    server = openai_server_factory(echo_key=True, retry_after=0)
+    auth = {"Authorization": "Bearer sk-echo-me"}
+    for content, status in (("AUTH", 401), ("FAIL400", 400), ("FAIL500", 500), ("FAIL429", 429)):
+        reply = chat(server, content, headers=auth)
+        assert reply.status == status
+        assert reply.json()["error"]["message"].endswith("(received Authorization: Bearer sk-echo-me)")
+    assert "sk-echo-me" not in chat(server, "fine", headers=auth).text  # answers stay clean
+    server.configure(require_api_key="sk-right")
+    assert "Bearer sk-echo-me" in chat(server, headers=auth).json()["error"]["message"]
+
+
+def test_max_tokens_cuts_the_reply_with_finish_reason_length(openai_server):
+    data = chat(openai_server, "one two three four five", max_tokens=3).json()
+    assert data["choices"][0]["message"]["content"] == "echo: one two"
+    assert data["choices"][0]["finish_reason"] == "length"
+    assert data["usage"]["completion_tokens"] == 3
+    data = chat(openai_server, "one two", max_completion_tokens=3).json()
+    assert data["choices"][0]["finish_reason"] == "stop"  # it fits
+    events = sse_events(chat(openai_server, "one two three", stream=True, max_tokens=2).text)
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "echo: one"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+
+
 # ---- deterministic schedules ---------------------------------------------------------------------
 
 

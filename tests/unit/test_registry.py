@@ -10,16 +10,21 @@ import pytest
 
 from dataflow_cli import registry
 from dataflow_cli.errors import DataflowError, SpecError
+from dataflow_cli.llm import registry as backends
 
 
 def make_dist(
-    root: Path, name: str, entry_points: dict[str, str], modules: dict[str, str] | None = None
+    root: Path,
+    name: str,
+    entry_points: dict[str, str],
+    modules: dict[str, str] | None = None,
+    group: str = "dataflow.operators",
 ) -> None:
     info = root / f"{name.replace('-', '_')}-1.0.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
     lines = "\n".join(f"{k} = {v}" for k, v in entry_points.items())
-    (info / "entry_points.txt").write_text(f"[dataflow.operators]\n{lines}\n")
+    (info / "entry_points.txt").write_text(f"[{group}]\n{lines}\n")
     for module, source in (modules or {}).items():
         (root / f"{module}.py").write_text(textwrap.dedent(source))
 
@@ -27,11 +32,12 @@ def make_dist(
 @pytest.fixture
 def extra_path(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
-    registry.entries.cache_clear()
-    registry.load.cache_clear()
+    caches = (registry.entries, registry.load, backends._entries, backends.backend_class)
+    for cached in caches:
+        cached.cache_clear()
     yield tmp_path
-    registry.entries.cache_clear()
-    registry.load.cache_clear()
+    for cached in caches:
+        cached.cache_clear()
     for name in [m for m in sys.modules if m.startswith("regtest_")]:
         del sys.modules[name]
 
@@ -87,3 +93,144 @@ def test_non_operator_entry_point_is_rejected(extra_path):
 def test_unknown_operator_suggests():
     with pytest.raises(SpecError, match="did you mean `range_filter`"):
         registry.load("range_filtr")
+
+
+# --- backends: the same discovery rules as operators ---
+
+
+def test_duplicate_backend_names_across_distributions_name_both(extra_path):
+    make_dist(extra_path, "rogue-backend", {"openai": "regtest_rogue:Backend"}, group="dataflow.backends")
+    with pytest.raises(DataflowError) as err:
+        backends.providers()
+    message = err.value.reason
+    assert message.startswith("backend `openai` is registered by two distributions")
+    assert "`dataflow-cli`" in message and "`rogue-backend`" in message
+
+
+def test_dataflow_plugins_restricts_backend_distributions(extra_path, monkeypatch):
+    make_dist(extra_path, "rogue-backend", {"openai": "regtest_rogue:Backend"}, group="dataflow.backends")
+    monkeypatch.setenv("DATAFLOW_PLUGINS", "dataflow-cli")
+    assert backends._entries()["openai"].distribution == "dataflow-cli"
+    assert "fake" in backends.providers()
+    monkeypatch.setenv("DATAFLOW_PLUGINS", "rogue_backend")
+    backends._entries.cache_clear()
+    assert backends.providers() == ["openai"]
+    with pytest.raises(DataflowError, match="backend `openai` from `rogue-backend` failed to load"):
+        backends.backend_class("openai")
+
+
+# --- an operator that does not implement its kind's method is reported when loaded ---
+
+HOLLOW = """
+from dataflow_cli.llm.operator import LLMOperator
+from dataflow_cli.operator import Evaluator, Filter, Port
+
+
+class HollowFilter(Filter):
+    \"\"\"Forget to write `filter`.\"\"\"
+
+    name = "hollow_filter"
+
+
+class NoParseEvaluator(LLMOperator, Evaluator):
+    \"\"\"Rely on the LLM base class but forget `parse`.\"\"\"
+
+    name = "no_parse_evaluator"
+    outputs = {"score": Port("a score", "float64")}
+    default_template = "Rate {{ text }}"
+
+
+class SwappedEvaluator(Evaluator, LLMOperator):
+    \"\"\"Write `parse`, but list the kind before LLMOperator, so its stub wins.\"\"\"
+
+    name = "swapped_evaluator"
+    outputs = {"score": Port("a score", "float64")}
+    default_template = "Rate {{ text }}"
+
+    def parse(self, text, row):
+        return {"score": float(text)}
+
+
+class FineEvaluator(LLMOperator, Evaluator):
+    \"\"\"Write `parse` only: the base class supplies `evaluate`.\"\"\"
+
+    name = "fine_evaluator"
+    outputs = {"score": Port("a score", "float64")}
+    default_template = "Rate {{ text }}"
+
+    def parse(self, text, row):
+        return {"score": float(text)}
+"""
+
+HOLLOW_OPS = {
+    "hollow_filter": "regtest_hollow:HollowFilter",
+    "no_parse_evaluator": "regtest_hollow:NoParseEvaluator",
+    "swapped_evaluator": "regtest_hollow:SwappedEvaluator",
+    "fine_evaluator": "regtest_hollow:FineEvaluator",
+}
+
+
+@pytest.fixture
+def hollow(extra_path):
+    make_dist(extra_path, "hollow-plugin", HOLLOW_OPS, {"regtest_hollow": HOLLOW})
+    return extra_path
+
+
+@pytest.mark.parametrize(
+    ("name", "missing", "cls"),
+    [
+        ("hollow_filter", "filter", "HollowFilter"),
+        ("no_parse_evaluator", "parse", "NoParseEvaluator"),
+        ("swapped_evaluator", "evaluate", "SwappedEvaluator"),
+    ],
+)
+def test_operator_missing_its_kind_method_fails_to_load(hollow, name, missing, cls):
+    with pytest.raises(registry.PluginLoadError) as err:
+        registry.load(name)
+    assert err.value.reason == (
+        f"operator `{name}` from `hollow-plugin` (regtest_hollow:{cls}) does not implement "
+        f"`{missing}` (needed to {'filter' if name == 'hollow_filter' else 'evaluate'} rows)"
+    )
+    assert f"class `{cls}`" in err.value.hint
+
+
+def test_llm_operator_with_parse_only_loads(hollow):
+    assert registry.load("fine_evaluator").__name__ == "FineEvaluator"
+
+
+def test_every_builtin_implements_its_kind():
+    for name, entry in registry.entries().items():
+        if entry.distribution == "dataflow-cli":
+            assert registry.unimplemented(registry.load(name)) is None, name
+
+
+def test_operators_list_shows_an_unimplemented_operator_as_failed(hollow, cli):
+    rows = {r["name"]: r for r in cli.json("operators", "list")}
+    assert rows["fine_evaluator"]["status"] == "ok"
+    for name in ("hollow_filter", "no_parse_evaluator", "swapped_evaluator"):
+        assert rows[name]["status"] == "failed"
+        assert "does not implement" in rows[name]["error"]
+    human = cli("operators", "list")
+    assert "does not implement `parse`" in " ".join(human.stdout.split())
+    assert "3 operator(s) failed to load" in human.stderr
+
+
+def test_validate_fails_naming_the_plugin_and_class_instead_of_a_runtime_traceback(hollow, cli, tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "version: 1\nname: hollow\ninput: {path: in.jsonl}\n"
+        "output: {path: out.jsonl}\n"
+        "backends: {default: {provider: fake, replies: ['7']}}\n"
+        "stages:\n"
+        "  - {name: judge, op: no_parse_evaluator}\n"
+    )
+    (tmp_path / "in.jsonl").write_text('{"text": "a"}\n')
+    result = cli("validate", spec, expect=2)
+    message = " ".join(result.stderr.split())
+    assert "spec.yaml:7:23: stages[0].op: operator" in message and "1 error in" in message
+    assert "`no_parse_evaluator` from `hollow-plugin` (regtest_hollow:NoParseEvaluator)" in message
+    assert "does not implement `parse`" in message
+    assert "Traceback" not in result.stderr + result.stdout
+    run = cli("run", spec, "--run-dir", tmp_path / "run", expect=2)
+    assert "does not implement `parse`" in " ".join(run.stderr.split())
+    assert "NotImplementedError" not in run.stderr + run.stdout

@@ -6,7 +6,8 @@ engines that are fastest on whole batches (vllm, local llama.cpp) set `batched =
 implement `complete_batch`, returning a Completion or an LLMError per request, in order.
 
 A backend raises or returns `LLMError` with a kind (see `types.py`), never a bare exception,
-and never puts secrets (API keys) into messages.
+and never puts secrets (API keys) into messages. A key it reads is registered with
+`dataflow_cli.redact`, so a server quoting it back is masked wherever the text ends up.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dataflow_cli import redact
 from dataflow_cli.llm.types import Completion, LLMError, Request
 
 
@@ -55,6 +57,7 @@ class Backend:
         if not isinstance(config, self.Config):  # e.g. a plain BackendConfig built in Python
             config = self.Config.model_validate(config.model_dump(exclude_unset=True))
         self.config = config
+        redact.add_config(config)  # whatever a server echoes back is masked where people see it
 
     def identity(self) -> str:
         """What the cache key and stage fingerprint use to tell models apart."""

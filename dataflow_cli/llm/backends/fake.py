@@ -12,6 +12,10 @@ In a spec:
 With a JSON schema on the request and no scripted reply, it answers with a minimal object that
 satisfies the schema. In Python, `FakeBackend.scripted(fn)` answers with `fn(request)` (a str,
 a Completion or an LLMError to raise). Every request is recorded in `history`.
+
+Tokens are whitespace-separated words. Like a real model, a reply longer than the request's
+`max_tokens` is cut there and finishes with `length` (so `max_tokens: 2` on a stage scripts a
+truncated answer); other replies finish with `stop`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -97,11 +102,14 @@ class FakeBackend(Backend):
             completion = Completion(json.dumps(example_for_schema(request.json_schema)))
         else:
             completion = Completion(f"fake reply to: {prompt}")
+        if completion.finish_reason is None:
+            completion.text, completion.finish_reason = _limit_tokens(
+                completion.text, request.sampling.max_tokens
+            )
         completion.prompt_tokens = completion.prompt_tokens or sum(
             len((m.get("content") or "").split()) for m in request.messages
         )
         completion.completion_tokens = completion.completion_tokens or len(completion.text.split())
-        completion.finish_reason = completion.finish_reason or "stop"
         return completion
 
     def _maybe_fail(self, prompt: str) -> None:
@@ -119,6 +127,16 @@ class FakeBackend(Backend):
                 status=failure.status,
                 retry_after=failure.retry_after,
             )
+
+
+def _limit_tokens(text: str, max_tokens: int | None) -> tuple[str, str]:
+    """The text cut to `max_tokens` words, and its finish reason."""
+    if max_tokens is None:
+        return text, "stop"
+    words = re.findall(r"\s*\S+", text)
+    if len(words) <= max_tokens:
+        return text, "stop"
+    return "".join(words[:max_tokens]), "length"
 
 
 def _last_user(request: Request) -> str:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from dataflow_cli import redact
 from dataflow_cli.errors import DataflowError
 from dataflow_cli.llm.backends.base import Backend, BackendConfig
 from dataflow_cli.llm.types import Completion, LLMError, Request, parse_retry_after
@@ -108,6 +109,7 @@ def strict_compatible(schema: Any) -> bool:
 def _redact(text: str, secret: str | None) -> str:
     if secret and len(secret) >= 4:
         text = text.replace(secret, "***")
+    text = redact.redact(text)  # e.g. a provider default key litellm found on its own
     if len(text) > _MAX_MESSAGE:
         text = text[:_MAX_MESSAGE] + "..."
     return text
@@ -214,6 +216,7 @@ class LiteLLMBackend(Backend):
             value = os.environ.get(name)
             if not value:
                 raise LLMError("auth", f"environment variable {name} (api_key_env) is not set or empty")
+            redact.add(value)  # read at call time: the value may have changed since the run started
             return value
         model = self.config.model
         if self.config.api_base and model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):

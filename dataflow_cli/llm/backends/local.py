@@ -149,18 +149,10 @@ class LocalBackend(InProcessBackend):
         return self._grammars[key]
 
     def _one(self, llm: Any, request: Request) -> Completion | LLMError:
-        s = request.sampling
-        kwargs: dict[str, Any] = {"messages": [dict(m) for m in request.messages]}
-        if s.temperature is not None:
-            kwargs["temperature"] = s.temperature
-        if s.top_p is not None:
-            kwargs["top_p"] = s.top_p
-        if s.max_tokens is not None:
-            kwargs["max_tokens"] = s.max_tokens
-        if s.seed is not None:
-            kwargs["seed"] = s.seed
-        if s.stop:
-            kwargs["stop"] = list(s.stop)
+        kwargs: dict[str, Any] = {
+            "messages": [dict(m) for m in request.messages],
+            **request.sampling.as_dict(),
+        }
         try:
             if request.json_schema is not None and self.config.grammar_json:
                 kwargs["grammar"] = self._grammar(request.json_schema)

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import Field
 
+from dataflow_cli import redact
 from dataflow_cli.llm.backends.base import Backend, BackendConfig
 from dataflow_cli.llm.types import Completion, LLMError, Request, parse_retry_after
 
@@ -52,6 +53,7 @@ class OpenAIBackend(Backend):
             key = os.environ.get(self.config.api_key_env)
             if not key:
                 raise LLMError("auth", f"environment variable `{self.config.api_key_env}` is not set")
+            redact.add(key)  # read at call time: the value may have changed since the run started
             headers["Authorization"] = f"Bearer {key}"
         return headers
 

@@ -126,19 +126,8 @@ class VLLMBackend(InProcessBackend):
     def sampling_params(self, request: Request) -> Any:
         from vllm import SamplingParams
 
-        s = request.sampling
-        kwargs: dict[str, Any] = {
-            "n": 1,
-            "max_tokens": s.max_tokens if s.max_tokens is not None else self.config.max_tokens,
-        }
-        if s.temperature is not None:
-            kwargs["temperature"] = s.temperature
-        if s.top_p is not None:
-            kwargs["top_p"] = s.top_p
-        if s.seed is not None:
-            kwargs["seed"] = s.seed
-        if s.stop:
-            kwargs["stop"] = list(s.stop)
+        # The request's sampling overrides the backend's default answer length.
+        kwargs: dict[str, Any] = {"n": 1, "max_tokens": self.config.max_tokens, **request.sampling.as_dict()}
         if request.json_schema is not None:
             kwargs.update(structured_output_kwargs(request.json_schema))
         return SamplingParams(**kwargs)

@@ -14,7 +14,7 @@ import threading
 import numpy as np
 import pyarrow.compute as pc
 
-from dataflow_operators._lib.textstats import chunk_bounds, ratio, row_of, segment_sum
+from dataflow_operators._lib.textstats import chunk_bounds, ratio, row_of
 
 # Odd 64-bit constants with well-spread bits (a base close to a power of two would let small
 # symbol differences cancel out).
@@ -207,14 +207,6 @@ def repeated_fraction(symbols: np.ndarray, offsets: np.ndarray, n: int) -> np.nd
     return ratio(dups, window_counts(offsets, n))
 
 
-def covered(starts: np.ndarray, n: int) -> np.ndarray:
-    """Symbols inside at least one window of `n` starting at a True position of `starts`."""
-    inside = starts.copy()
-    for k in range(1, min(n, len(starts))):
-        inside[k:] |= starts[:-k]
-    return inside
-
-
 def dup_mask_by_rows(keys: np.ndarray, row_offsets: np.ndarray) -> np.ndarray:
     """`dup_mask` over keys grouped by row (keys of different rows never match), chunk by chunk."""
     dup = np.zeros(len(keys), bool)
@@ -231,16 +223,12 @@ class WordNgrams:
     only the positions whose n-gram repeats are candidates at n+1, so the work shrinks with n.
     """
 
-    def __init__(self, ids: np.ndarray, lengths: np.ndarray, offsets: np.ndarray):
+    def __init__(self, ids: np.ndarray, offsets: np.ndarray):
         self.ids = ids.astype(np.uint64)
         self.offsets = offsets
         counts = np.diff(offsets)
         self.rows = np.repeat(np.arange(len(counts)), counts)
         self.row_end = np.repeat(offsets[1:], counts)
-        self.lengths = lengths
-        self.char_sums = np.zeros(len(ids) + 1, np.int64)
-        np.cumsum(lengths, out=self.char_sums[1:])
-        self.word_chars = segment_sum(lengths, offsets)
         self.levels: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def repeated(self, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -269,22 +257,51 @@ class WordNgrams:
         repeats = np.bincount(self.rows[positions], minlength=len(self.offsets) - 1)
         return ratio(repeats, window_counts(self.offsets, n))
 
-    def _covered_chars(self, starts: np.ndarray, n: int) -> np.ndarray:
-        flags = np.zeros(len(self.ids), bool)
-        flags[starts] = True
-        inside = np.flatnonzero(covered(flags, n))
-        chars = np.bincount(self.rows[inside], weights=self.lengths[inside], minlength=len(self.offsets) - 1)
-        return ratio(chars, self.word_chars)
 
-    def duplicate_char_fraction(self, n: int) -> np.ndarray:
-        """Per row: characters of words inside any repeated n-gram / characters of all words."""
-        return self._covered_chars(self.repeated(n)[0], n)
+class SpanNgrams(WordNgrams):
+    """Repeated word n-grams measured by the characters of the text their occurrences span.
 
-    def top_char_fraction(self, n: int) -> np.ndarray:
-        """Per row: characters of words covered by the most frequent repeated n-gram / all.
+    Token k covers code points `starts[k]:ends[k]` of the batch's concatenated text; an
+    occurrence of the n-gram starting at token p spans `starts[p]:ends[p + n - 1]`, so the
+    whitespace and punctuation between its tokens count too. Fractions are over `text_chars`
+    (code points of each row's whole text) and count each code point once, however many counted
+    occurrences overlap it.
+    """
 
-        The most frequent n-gram has the most occurrences, ties going to the one with more
-        characters, then to the one occurring first; rows where no n-gram repeats get 0.0.
+    def __init__(
+        self,
+        ids: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        offsets: np.ndarray,
+        text_chars: np.ndarray,
+    ):
+        super().__init__(ids, offsets)
+        self.starts = starts
+        self.ends = ends
+        self.text_chars = text_chars
+
+    def _span_fraction(self, positions: np.ndarray, n: int) -> np.ndarray:
+        """Per row: code points inside the occurrences starting at `positions` (ascending) / all."""
+        n_rows = len(self.offsets) - 1
+        if len(positions) == 0:
+            return np.zeros(n_rows)
+        first = self.starts[positions]
+        last = self.ends[positions + n - 1]
+        # Positions ascend, so do the ends (within a row and across rows, whose code points do not
+        # overlap): each occurrence adds what lies beyond the previous occurrence's end.
+        before = np.empty_like(last)
+        before[0] = -1
+        before[1:] = last[:-1]
+        new = np.maximum(last - np.maximum(first, before), 0)
+        chars = np.bincount(self.rows[positions], weights=new, minlength=n_rows)
+        return ratio(chars, self.text_chars)
+
+    def top_span_fraction(self, n: int) -> np.ndarray:
+        """Per row: characters spanned by the occurrences of its most frequent n-gram / all.
+
+        The most frequent n-gram has the most occurrences, ties going to the one occurring first
+        (as `Counter.most_common` in the reference); rows where no n-gram repeats get 0.0.
         """
         positions, hashes = self.repeated(n)
         if len(positions) == 0:
@@ -295,16 +312,28 @@ class WordNgrams:
         group_start = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
         counts = np.diff(np.append(group_start, len(order)))
         first = positions[order[group_start]]
-        chars = self.char_sums[first + n] - self.char_sums[first]
         rows = self.rows[first]
-        best = np.lexsort((first, -chars, -counts, rows))
+        best = np.lexsort((first, -counts, rows))
         best = best[np.concatenate([[True], rows[best][1:] != rows[best][:-1]])]
         top_key = np.zeros(len(self.offsets) - 1, np.uint64)
         has_top = np.zeros(len(self.offsets) - 1, bool)
         top_key[rows[best]] = ordered[group_start[best]]
         has_top[rows[best]] = True
         own_rows = self.rows[positions]
-        return self._covered_chars(positions[has_top[own_rows] & (keys == top_key[own_rows])], n)
+        return self._span_fraction(positions[has_top[own_rows] & (keys == top_key[own_rows])], n)
+
+    def later_copies_fraction(self, n: int) -> np.ndarray:
+        """Per row: characters spanned by the occurrences of n-grams that repeat an earlier
+        occurrence (the first occurrence of each n-gram is not counted) / all."""
+        positions, hashes = self.repeated(n)
+        if len(positions) == 0:
+            return np.zeros(len(self.offsets) - 1)
+        keys = self._keys(positions, hashes)
+        order = np.argsort(keys, kind="stable")  # stable: a group's first position comes first
+        ordered = keys[order]
+        later = np.ones(len(positions), bool)
+        later[order[np.concatenate([[True], ordered[1:] != ordered[:-1]])]] = False
+        return self._span_fraction(positions[later], n)
 
 
 def duplicate_parts(parts, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

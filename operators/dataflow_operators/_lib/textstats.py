@@ -204,6 +204,31 @@ class TextBatch:
         return words, kept[offsets]
 
     @cached_property
+    def word_spans(self) -> tuple[np.ndarray, np.ndarray]:
+        """(start, end) of every word of `words`, as code point positions in the batch's
+        concatenated text (row r's text spans `char_offsets[r]:char_offsets[r + 1]`)."""
+        starts, ends = [], []
+        for d0, _, cps, offsets in self.code_point_chunks():
+            if len(cps) == 0:
+                continue
+            space = classify(cps) == SPACE
+            edge = np.zeros(len(cps) + 1, bool)  # a word boundary lies before position i
+            edge[1:-1] = space[1:] != space[:-1]
+            edge[offsets] = True
+            boundaries = np.flatnonzero(edge)
+            # Runs between consecutive boundaries are all space or all word (rows never share a
+            # run); keep the word runs.
+            run_starts = boundaries[:-1]
+            word = ~space[run_starts]
+            base = int(self.char_offsets[d0])
+            starts.append(run_starts[word] + base)
+            ends.append(boundaries[1:][word] + base)
+        if not starts:
+            empty = np.zeros(0, np.int64)
+            return empty, empty
+        return np.concatenate(starts).astype(np.int64), np.concatenate(ends).astype(np.int64)
+
+    @cached_property
     def word_counts(self) -> np.ndarray:
         """Whitespace-separated words per row."""
         if "words" in self.__dict__:
@@ -244,6 +269,17 @@ class TextBatch:
         """Per row: words that, lowercased and stripped of edge punctuation, are in `words`."""
         found = self.per_word(pc.is_in(self.normalized_vocabulary, value_set=words))
         return segment_sum(found, self.words[1])
+
+    def distinct_words_in(self, words: pa.Array) -> np.ndarray:
+        """Per row: how many different entries of `words` occur, matched as in `words_in`."""
+        index = pc.index_in(self.normalized_vocabulary, value_set=words).fill_null(-1)
+        entry = self.per_word(index.cast(pa.int64()))
+        hit = np.flatnonzero(entry >= 0)
+        if len(hit) == 0:
+            return np.zeros(self.n, np.int64)
+        rows = np.searchsorted(self.words[1], hit, "right") - 1
+        pairs = np.unique(rows * len(words) + entry[hit])
+        return np.bincount(pairs // len(words), minlength=self.n)
 
     @cached_property
     def lines(self) -> tuple[pa.Array, np.ndarray]:

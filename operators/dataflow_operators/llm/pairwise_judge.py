@@ -119,10 +119,10 @@ class PairwiseJudgeEvaluator(LLMOperator, Evaluator):
         preference: list[str | None] = []
         failed: list[str | None] = []
         raw: list[str | None] = []
-        for i, row in enumerate(rows):
+        for row, flipped, shown, reversed_ in zip(rows, swapped, answers[::2], answers[1::2], strict=True):
             (first, why, text), (second, why2, text2) = (
-                self.parsed(answers[2 * i][0], row),
-                self.parsed(answers[2 * i + 1][0], swapped[i]),
+                self.parsed(shown[0], row),
+                self.parsed(reversed_[0], flipped),
             )
             if why or why2:
                 preference.append(None), failed.append(why or why2), raw.append(text if why else text2)

@@ -10,7 +10,8 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataflow_cli.errors import DataflowError
-from dataflow_cli.io.readers import expand_inputs, iter_batches
+from dataflow_cli.io.inputs import iter_batches
+from dataflow_cli.io.paths import expand_inputs
 from dataflow_cli.operator import Batch, Filter, Port, Verdict
 from dataflow_operators._lib.arrow import text_column
 from dataflow_operators._lib.neardup import MAX_NGRAM, chunks, shingle
@@ -128,7 +129,7 @@ class NgramDecontamFilter(Filter):
 
     def fingerprint_extra(self) -> dict:
         from dataflow_cli.engine.fingerprint import input_identity
-        from dataflow_cli.io.readers import expand_inputs
+        from dataflow_cli.io.paths import expand_inputs
 
         try:
             return {"reference": input_identity(expand_inputs(self.params.reference, Path.cwd()))}

@@ -2,32 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
-import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dataflow_cli.operator import Batch, Filter, Port, Verdict
+from dataflow_operators._lib import wordlists as lists
 from dataflow_operators._lib.arrow import text_column
+from dataflow_operators._lib.ngrams import duplicate_parts
 from dataflow_operators._lib.rules import Check, apply_checks, check_bound, null_reason, threshold
-from dataflow_operators._lib.textstats import TextBatch, ratio
-from dataflow_operators.text.quality import (
-    line_flags,
-    line_ratio,
-)
-from dataflow_operators.text.repetition import repetition_signals
+from dataflow_operators._lib.textstats import TextBatch, ratio, re2_class, segment_sum
 
 
 class FinewebRulesFilter(Filter):
     """Drop documents failing FineWeb's rules: line punctuation, short lines, repeats, lists.
 
-    Lines are non-empty stripped lines as in `structure_evaluator`; a text without any is dropped
-    ("no non-empty lines"). Rules, in order: punct_line_ratio < min_punct_line_ratio (lines
-    ending with terminal punctuation); short_line_ratio > max_short_line_ratio (lines of at most
-    `short_line_chars` code points); dup_line_char_ratio > max_dup_line_char_ratio (code points of
-    lines repeating an earlier line / code points, as in `repetition_evaluator`);
-    newline_word_ratio > max_newline_word_ratio ("\\n" count / whitespace words). FineWeb's
-    reference code drops at equality on some bounds and counts words with a tokenizer; here
-    bounds pass at equality and words are whitespace-separated.
+    FineWeb's custom filters (Penedo et al. 2024, "The FineWeb Datasets", section 3.3) with the
+    definitions of their reference implementation, datatrove's `FineWebQualityFilter`. Lines are
+    the text's lines split on "\\n" that are not blank, each stripped of surrounding whitespace
+    (the reference keeps the whitespace, so "Done. " or a CRLF line "Done.\\r" would not count as
+    punctuated there); a text without any is dropped ("no non-empty lines"). Rules, in order:
+    - punct_line_ratio < min_punct_line_ratio: lines ending with terminal punctuation / lines.
+      Terminal punctuation is the reference's set, Unicode's Sentence_Terminal characters: "."
+      "!" "?", "。" "！" "？" "．" "｡", "؟" "۔" "।" "॥" "։" "።" and the like of other scripts; not
+      quotation marks, not "…" (a line ending with '."' or "…" does not count; "..." does);
+    - short_line_ratio > max_short_line_ratio: lines of at most `short_line_chars` code points /
+      lines;
+    - dup_line_char_ratio > max_dup_line_char_ratio: code points of the lines repeating an earlier
+      line (the first occurrence does not count) / code points of the text not counting "\\n"
+      (the reference's denominator);
+    - newline_word_ratio > max_newline_word_ratio: "\\n" characters / whitespace-separated words
+      (the reference counts words with a word tokenizer, which also counts punctuation marks as
+      words: its ratio is a little lower on the same text).
+    As in the reference, a document is dropped when a ratio is strictly below its minimum or
+    strictly above its maximum; a ratio equal to a bound passes. (FineWeb's 2024 release code
+    dropped at equality on all three line rules; datatrove's current reference does not.)
 
     Inputs:
         text: the document text.
@@ -42,6 +53,7 @@ class FinewebRulesFilter(Filter):
     """
 
     name = "fineweb_rules_filter"
+    version = "2"  # the reference's terminal punctuation and duplicate-character denominator
     inputs = {"text": Port("document text")}
 
     class Params(BaseModel):
@@ -72,21 +84,26 @@ class FinewebRulesFilter(Filter):
     def filter(self, batch: Batch) -> Verdict:
         params = self.params
         tb = TextBatch(text_column(batch, "text"))
-        flags: dict[str, pa.Array] = {}
+        lines, offsets = tb.lines
 
-        def lines(kind: str):
-            def values(tb: TextBatch) -> np.ndarray:
-                if not flags:
-                    flags.update(line_flags(tb, params.short_line_chars))
-                return line_ratio(tb, flags[kind])
+        def line_share(flags_of) -> Callable[[TextBatch], np.ndarray]:
+            return lambda _: ratio(segment_sum(flags_of(), offsets), np.diff(offsets))
 
-            return values
+        def punctuated() -> np.ndarray:
+            ends = pc.match_substring_regex(lines, re2_class(lists.SENTENCE_TERMINALS) + r"\z")
+            return ends.to_numpy(zero_copy_only=False)
 
-        dup_chars = repetition_signals(tb)["dup_line_char_ratio"][0]
+        def short() -> np.ndarray:
+            return pc.less_equal(pc.utf8_length(lines), params.short_line_chars).to_numpy(zero_copy_only=False)
+
+        def dup_chars(_: TextBatch) -> np.ndarray:
+            _, chars = duplicate_parts(lines, offsets)
+            return ratio(chars, tb.chars - tb.count("\n"))
+
         rules = [
-            ("punct_line_ratio", "<", params.min_punct_line_ratio, lines("punct")),
-            ("short_line_ratio", ">", params.max_short_line_ratio, lines("short")),
-            ("dup_line_char_ratio", ">", params.max_dup_line_char_ratio, lambda _: dup_chars()),
+            ("punct_line_ratio", "<", params.min_punct_line_ratio, line_share(punctuated)),
+            ("short_line_ratio", ">", params.max_short_line_ratio, line_share(short)),
+            ("dup_line_char_ratio", ">", params.max_dup_line_char_ratio, dup_chars),
             (
                 "newline_word_ratio",
                 ">",

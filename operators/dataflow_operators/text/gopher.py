@@ -17,7 +17,7 @@ from dataflow_operators.text.quality import (
     alpha_word_ratio,
     line_flags,
     line_ratio,
-    stop_word_counts,
+    distinct_stop_words,
     symbol_word_ratio,
 )
 from dataflow_operators.text.repetition import DUP_NGRAMS, TOP_NGRAMS, repetition_signals
@@ -31,16 +31,22 @@ GOPHER_DUP = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
 class GopherRulesFilter(Filter):
     """Drop documents failing Gopher's quality and repetition rules (Rae et al. 2021).
 
-    Rules, in order (signals as defined by `word_stats_evaluator`, `structure_evaluator` and
-    `repetition_evaluator`; words are whitespace-separated): words outside [min_words,
-    max_words]; mean_word_length outside [min_mean_word_length, max_mean_word_length];
-    symbol_word_ratio > max_symbol_word_ratio ("#" or ellipses per word); bullet_line_ratio >
-    max_bullet_line_ratio; ellipsis_line_ratio > max_ellipsis_line_ratio; alpha_word_ratio <
-    min_alpha_word_ratio; stop_words < min_stop_words, counting Gopher's stop words (the, be, to,
-    of, and, that, have, with); then the repetition rules dup_line_ratio, dup_para_ratio,
-    dup_line_char_ratio, dup_para_char_ratio, top_{2,3,4}_gram_char_ratio and
-    dup_{5..10}_gram_char_ratio above their maxima. The repetition signals are only computed for
-    rows that pass the other rules. Lines are non-empty lines (the paper does not say).
+    Definitions from Rae et al. 2021 ("Scaling Language Models: Methods, Analysis & Insights from
+    Training Gopher", appendix A.1.1 and table A1) and, where the paper is silent, datatrove's
+    `GopherQualityFilter` and `GopherRepetitionFilter`. Rules, in order (signals as defined by
+    `word_stats_evaluator`, `structure_evaluator` and `repetition_evaluator`; words are
+    whitespace-separated): words outside [min_words, max_words]; mean_word_length outside
+    [min_mean_word_length, max_mean_word_length]; symbol_word_ratio > max_symbol_word_ratio ("#"
+    or ellipses per word); bullet_line_ratio > max_bullet_line_ratio; ellipsis_line_ratio >
+    max_ellipsis_line_ratio; alpha_word_ratio < min_alpha_word_ratio; distinct_stop_words <
+    min_stop_words: the number of *different* Gopher stop words (the, be, to, of, and, that, have,
+    with) the text contains, each word lowercased and stripped of edge punctuation ("the the the"
+    has 1; the paper asks for "at least two of" them); then, in the reference's order, the
+    repetition rules dup_para_ratio, dup_para_char_ratio, dup_line_ratio, dup_line_char_ratio,
+    top_{2,3,4}_gram_char_ratio and dup_{5..10}_gram_char_ratio above their maxima (the n-gram
+    signals count code points of the whole text; see `repetition_evaluator`). The repetition
+    signals are only computed for rows that pass the other rules. A value equal to a bound
+    passes, as in the reference. Lines are non-empty lines (the paper does not say).
 
     Inputs:
         text: the document text.
@@ -55,7 +61,7 @@ class GopherRulesFilter(Filter):
         max_bullet_line_ratio: highest share of lines starting with a bullet (0.9).
         max_ellipsis_line_ratio: highest share of lines ending with an ellipsis (0.3).
         min_alpha_word_ratio: lowest share of words containing a letter (0.8).
-        min_stop_words: fewest Gopher stop words (2).
+        min_stop_words: fewest different Gopher stop words (2).
         max_dup_line_ratio: highest share of repeated lines (0.3).
         max_dup_para_ratio: highest share of repeated paragraphs (0.3).
         max_dup_line_char_ratio: highest share of characters in repeated lines (0.2).
@@ -67,6 +73,7 @@ class GopherRulesFilter(Filter):
     """
 
     name = "gopher_rules_filter"
+    version = "2"  # distinct stop words; reference definitions of the n-gram repetition signals
     inputs = {"text": Port("document text")}
 
     class Params(BaseModel):
@@ -85,7 +92,7 @@ class GopherRulesFilter(Filter):
             0.8, description="Lowest share of words containing a letter."
         )
         min_stop_words: int | None = Field(
-            2, ge=0, description="Fewest Gopher stop words (the, be, to, of, ...)."
+            2, ge=0, description="Fewest different Gopher stop words (the, be, to, of, ...)."
         )
         max_dup_line_ratio: float | None = Field(0.3, description="Highest share of repeated lines.")
         max_dup_para_ratio: float | None = Field(0.3, description="Highest share of repeated paragraphs.")
@@ -164,14 +171,19 @@ class GopherRulesFilter(Filter):
             ("bullet_line_ratio", ">", p.max_bullet_line_ratio, lines("bullet")),
             ("ellipsis_line_ratio", ">", p.max_ellipsis_line_ratio, lines("ellipsis")),
             ("alpha_word_ratio", "<", p.min_alpha_word_ratio, alpha_word_ratio),
-            ("stop_words", "<", p.min_stop_words, lambda tb: stop_word_counts(tb, lists.GOPHER_STOP_WORDS)),
+            (
+                "distinct_stop_words",
+                "<",
+                p.min_stop_words,
+                lambda tb: distinct_stop_words(tb, lists.GOPHER_STOP_WORDS),
+            ),
         ]
         verdict = apply_checks(tb, [threshold(*r) for r in quality if r[2] is not None], null_reason(self))
         repetition = [
-            ("dup_line_ratio", p.max_dup_line_ratio),
             ("dup_para_ratio", p.max_dup_para_ratio),
-            ("dup_line_char_ratio", p.max_dup_line_char_ratio),
             ("dup_para_char_ratio", p.max_dup_para_char_ratio),
+            ("dup_line_ratio", p.max_dup_line_ratio),
+            ("dup_line_char_ratio", p.max_dup_line_char_ratio),
             *((f"top_{n}_gram_char_ratio", b) for n, b in p.max_top_ngram_char_ratio.items()),
             *((f"dup_{n}_gram_char_ratio", b) for n, b in p.max_dup_ngram_char_ratio.items()),
         ]

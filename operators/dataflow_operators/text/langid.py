@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from dataflow_cli.errors import DataflowError
 from dataflow_cli.operator import Batch, Evaluator, Filter, Port, Verdict
 from dataflow_operators._lib.arrow import reasons, text_column
+from dataflow_operators._lib.langcodes import MACROLANGUAGE
 
 NO_LANGUAGE = "zxx"  # py3langid's label for text without linguistic content
 
@@ -177,8 +178,11 @@ def known_languages() -> list[str]:
     return [label for label in _identifier(None).labels if label != NO_LANGUAGE]
 
 
-def _check_codes(codes: list[str], param: str, operator: str) -> None:
-    unknown = sorted(set(codes) - set(known_languages()))
+def _check_codes(codes: list[str], param: str, operator: str, macrolanguages: bool = False) -> None:
+    known = set(known_languages())
+    if macrolanguages:  # a macrolanguage is known if the model outputs one of its members
+        known |= {MACROLANGUAGE[label] for label in known if label in MACROLANGUAGE}
+    unknown = sorted(set(codes) - known)
     if unknown:
         raise DataflowError(
             f"`{operator}`: unknown language code(s) in `{param}`: {', '.join(unknown)}",
@@ -275,9 +279,19 @@ class LanguageFilter(Filter):
     """Keep rows whose text is in one of the allowed languages, with enough confidence.
 
     The language is identified exactly as `language_evaluator` does (all languages of the model
-    are considered, not just the allowed ones). Dropped rows get the reasons "`text` is null",
-    "no language" (no letter, or no language found), "lang `xx` not allowed" or "lang score < 0.5"
-    (the score is below `min_score`).
+    are considered, not just the allowed ones). With `match_macrolanguage` (the default), a text
+    identified as an individual language that ISO 639-3 places in a macrolanguage also matches
+    that macrolanguage's code: Wu (wuu) and Cantonese (yue) match zh, Egyptian and Moroccan
+    Arabic (arz, ary) match ar, Nynorsk (nn) matches no, Indonesian (id) matches ms, Southern
+    Uzbek (uzs) matches uz, Latgalian (ltg) matches lv, Southern Kurdish (sdh) matches ku,
+    Paraguayan Guarani (gug) matches gn, Goan Konkani (gom) matches kok, Nigerian Fulfulde (fuv)
+    matches ff, Central Bikol (bcl) matches bik, and Bosnian, Croatian, Serbian (bs, hr, sr)
+    match hbs. A macrolanguage code may then be listed even if the model never outputs it (gn,
+    kok, ff, bik, hbs). The other direction does not hold: `allowed: [yue]` keeps Cantonese only.
+    Set `match_macrolanguage: false` to tell the members apart (e.g. to keep Malay but not
+    Indonesian). Dropped rows get the reasons "`text` is null", "no language" (no letter, or no
+    language found), "lang `xx` not allowed" or "lang score < 0.5" (the score is below
+    `min_score`).
 
     Inputs:
         text: the text to classify.
@@ -287,9 +301,12 @@ class LanguageFilter(Filter):
         allowed: language codes to keep (e.g. [en, de]).
         min_score: lowest probability of the identified language kept (default 0.0).
         max_chars: classify only the first this many code points (default 2000).
+        match_macrolanguage: an individual language matches its ISO 639-3 macrolanguage's code
+            in `allowed` (default true).
     """
 
     name = "language_filter"
+    version = "2"  # individual languages match their macrolanguage in `allowed`
     requires = ("py3langid",)
     inputs = {"text": Port("text whose language is checked")}
 
@@ -301,6 +318,11 @@ class LanguageFilter(Filter):
             0.0, ge=0.0, le=1.0, description="Lowest probability of the identified language kept."
         )
         max_chars: int = _MAX_CHARS
+        match_macrolanguage: bool = Field(
+            True,
+            description="A language inside an ISO 639-3 macrolanguage (wuu, yue in zh; nn in no) "
+            "matches the macrolanguage's code in `allowed`.",
+        )
 
         @field_validator("allowed")
         @classmethod
@@ -309,15 +331,19 @@ class LanguageFilter(Filter):
 
     def __init__(self, params=None, inputs=None, outputs=None):
         super().__init__(params, inputs, outputs)
-        _check_codes(self.params.allowed, "allowed", self.name)
+        _check_codes(self.params.allowed, "allowed", self.name, self.params.match_macrolanguage)
         self._classifier = _classifier(None)
+        accepted = set(self.params.allowed)
+        if self.params.match_macrolanguage:
+            accepted |= {member for member, macro in MACROLANGUAGE.items() if macro in accepted}
+        self._accepted = pa.array(sorted(accepted), pa.string())
         self._null_reason = f"`{self.input_columns['text']}` is null"
         self._score_reason = f"lang score < {self.params.min_score:g}"
 
     def filter(self, batch: Batch) -> Verdict:
         text = text_column(batch, "text")
         lang, score = detect(text, self._classifier, self.params.max_chars)
-        allowed = pc.is_in(lang, pa.array(self.params.allowed, pa.string())).fill_null(False)
+        allowed = pc.is_in(lang, self._accepted).fill_null(False)
         low = pc.less(score, self.params.min_score).fill_null(False)
         is_null = pc.is_null(text)
         no_language = pc.and_(pc.is_null(lang), pc.invert(is_null))

@@ -172,6 +172,47 @@ def estimated_jaccard(sketches: np.ndarray | RowParts, left: np.ndarray, right: 
     return out
 
 
+def representatives(
+    n: int, left: np.ndarray, right: np.ndarray, sketches: np.ndarray | RowParts, threshold: float
+) -> np.ndarray:
+    """The kept document each of `n` documents is a near-duplicate of (itself if kept), where
+    every dropped document's estimated Jaccard similarity with its kept one reaches `threshold`.
+
+    `left`-`right` are the verified candidate pairs. Clustering them alone (connected components)
+    would drop documents that resemble the kept one only through others: with A ~ B ~ C and A, C
+    dissimilar, C would go as a duplicate of A. Instead, in rounds: the components of the pairs
+    among the undecided documents are formed; the first document of each is kept; every other
+    one whose estimated similarity with it reaches the threshold is dropped as its duplicate; the
+    rest stay undecided for the next round (C above: it is kept in round 2, as B is dropped).
+    A kept document thus never has a verified pair with a later kept one (the first of the two
+    would have dropped it), and a chain of k documents takes about k/2 rounds.
+    """
+    rep = np.arange(n, dtype=np.int64)
+    if len(left) == 0:
+        return rep
+    undecided = np.zeros(n, bool)
+    undecided[left] = True
+    undecided[right] = True
+    index = np.full(n, -1, np.int64)
+    while True:
+        nodes = np.flatnonzero(undecided)
+        if len(nodes) == 0:
+            return rep
+        index[nodes] = np.arange(len(nodes))
+        inside = undecided[left] & undecided[right]
+        left, right = left[inside], right[inside]  # a pair with a decided document is done with
+        root = nodes[union_roots(len(nodes), index[left], index[right])]
+        index[nodes] = -1
+        undecided[root] = False  # the first document of each component is kept
+        later = root != nodes
+        others, first = nodes[later], root[later]
+        if len(others) == 0:
+            return rep
+        close = estimated_jaccard(sketches, others, first) >= threshold
+        rep[others[close]] = first[close]
+        undecided[others[close]] = False
+
+
 class MinhashDedupFilter(Filter):
     """Drop near-duplicate texts: MinHash signatures, LSH banding and clustering, keeping the first.
 
@@ -182,12 +223,17 @@ class MinhashDedupFilter(Filter):
     blocks of shingles. Signatures are split into `b` bands of `r` rows, chosen to minimise the
     weighted false-positive and false-negative probability mass around `threshold` (see
     `optimal_bands`: (25, 10) for 0.7 and 256). Documents sharing a band are candidate pairs: each
-    bucket member is paired with the bucket's first member and with its predecessor. With `verify`,
-    a pair is kept only if the Jaccard similarity estimated from the signatures reaches
-    `threshold`. Pairs are clustered with union-find; the first document of each cluster (stream
-    order) is kept and every other one is dropped with reason "near-duplicate" and detail
-    "near-duplicate of _id <kept id>". Clusters are transitive: a document can be dropped for a
-    kept one it resembles only through intermediate documents.
+    bucket member is paired with the bucket's first member and with its predecessor. With `verify`
+    (the default), a pair is kept only if the Jaccard similarity estimated from the signatures
+    reaches `threshold`, and a document is dropped only as a duplicate of a kept document whose
+    estimated similarity with it reaches `threshold` (see `representatives`): among the verified
+    pairs, the first document of each connected group (stream order) is kept, the others similar
+    to it are dropped, and the rest are decided again among themselves. A chain A ~ B ~ C with A
+    and C dissimilar keeps A and C and drops B. Dropped rows get reason "near-duplicate" and detail
+    "near-duplicate of _id <kept id>", naming the kept document they were compared with. Without
+    `verify`, candidate pairs are clustered as they are (connected components, the first document
+    kept): faster, but a document can then be dropped for a kept one it resembles only through
+    intermediate documents.
 
     A null text, or one with no token after normalization (e.g. empty or all punctuation), has no
     shingles and is never a near-duplicate of anything: it is always kept (use
@@ -210,13 +256,15 @@ class MinhashDedupFilter(Filter):
         ngram: tokens per shingle (default 5).
         num_perm: number of hash permutations, the signature length (default 256).
         normalize: lowercase and strip punctuation and symbols before shingling (default true).
-        verify: check candidate pairs against the estimated Jaccard similarity (default true).
+        verify: check candidate pairs, and each dropped document against the kept one, with the
+            estimated Jaccard similarity (default true).
         false_negative_weight: weight of missed pairs against false candidates when choosing
             bands and rows (default 0.5: equal weights).
         seed: seed of the hash permutations (default 1).
     """
 
     name = "minhash_dedup_filter"
+    version = "2"  # drops verified against the kept document, no drops through chains
     scope = "global"
     inputs = {"text": Port("text to compare")}
 
@@ -244,9 +292,9 @@ class MinhashDedupFilter(Filter):
         )
         verify: bool = Field(
             True,
-            description="Keep a candidate pair only if its Jaccard similarity estimated from the "
-            "signatures reaches the threshold (cuts LSH false positives; 1 byte per permutation "
-            "and document).",
+            description="Keep a candidate pair, and drop a document as the duplicate of a kept one, "
+            "only if their Jaccard similarity estimated from the signatures reaches the threshold "
+            "(1 byte per permutation and document).",
         )
         false_negative_weight: float = Field(
             0.5,
@@ -317,11 +365,14 @@ class MinhashDedupFilter(Filter):
             member = np.concatenate(members)
             left, right = self._candidates(band_parts)
             del band_parts
-            if p.verify and len(left):
-                similar = estimated_jaccard(sketches, left, right) >= p.threshold
-                left, right = left[similar], right[similar]
+            if p.verify:
+                if len(left):
+                    similar = estimated_jaccard(sketches, left, right) >= p.threshold
+                    left, right = left[similar], right[similar]
+                local = representatives(len(member), left, right, sketches, p.threshold)
+            else:
+                local = union_roots(len(member), left, right)
             del sketches
-            local = union_roots(len(member), left, right)
             roots[member] = member[local]
         yield from per_batch_verdicts(roots, ids, sizes, "near-duplicate", "near-duplicate of _id ")
 

@@ -138,6 +138,11 @@ def stop_word_counts(tb: TextBatch, words: frozenset[str]) -> np.ndarray:
     return tb.words_in(pa.array(sorted(words), pa.string()))
 
 
+def distinct_stop_words(tb: TextBatch, words: frozenset[str]) -> np.ndarray:
+    """Per row: how many different words of `words` occur (matched as in `stop_word_counts`)."""
+    return tb.distinct_words_in(pa.array(sorted(words), pa.string()))
+
+
 def distinct_lowercase_words(tb: TextBatch) -> np.ndarray:
     """Per row: distinct words, compared lowercased."""
     vocabulary = tb.vocabulary[1]

@@ -30,7 +30,7 @@ class Split(Generator):
 
 
 def stage(op) -> Stage:
-    return Stage(0, "s", op.name, op, {}, op.input_columns, op.output_columns)
+    return Stage(0, "s", op.name, op)
 
 
 TABLE = pa.table({"_id": ["0", "1", "2", "3"], "text": ["a", "B", None, "d"]})

@@ -16,7 +16,7 @@ import pytest
 
 from dataflow_cli.errors import DataflowError, SpecError
 from dataflow_cli.io import writers
-from dataflow_cli.io.readers import iter_batches
+from dataflow_cli.io.inputs import iter_batches
 from dataflow_cli.io.writers import (
     TableWriter,
     atomic_write_bytes,

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 
 import pytest
 
 from dataflow_cli.llm.backends.fake import FakeBackend, FakeConfig
 from dataflow_cli.llm.cache import RequestCache
-from dataflow_cli.llm.engine import FatalLLMError, LLMEngine, LLMStats, Policy, schema_problem
+from dataflow_cli.llm.engine import (
+    FatalLLMError,
+    LLMEngine,
+    LLMStats,
+    Policy,
+    TruncatedAnswer,
+    schema_problem,
+)
 from dataflow_cli.llm.types import Completion, LLMError, Request, Sampling
 
 
@@ -203,3 +212,137 @@ def test_unusable_cache_file_is_a_clear_error(tmp_path):
     with pytest.raises(DataflowError, match="cannot open the request cache") as err:
         RequestCache(bad)
     assert "DATAFLOW_CACHE_DIR" in err.value.hint
+
+
+# ---- identical requests share one call ----------------------------------------------------------
+
+
+def counting_backend(**config):
+    """Answers every call differently, so a second call for the same request would show."""
+    calls = itertools.count()
+    return FakeBackend.scripted(lambda r: f"{r.messages[-1]['content']} #{next(calls)}", **config)
+
+
+def test_identical_requests_in_a_batch_share_one_call(make_engine):
+    backend = counting_backend(latency=0.01)
+    results, stats = run(make_engine(backend), [req(f"q{i % 3}") for i in range(12)])
+    assert len(backend.history) == 3
+    assert [r.text for r in results[:3]] * 4 == [r.text for r in results]
+    assert stats.requests == 12 and stats.calls == 3 and stats.shared == 9
+
+
+def test_identical_requests_in_concurrent_batches_share_one_call(make_engine):
+    backend = counting_backend(latency=0.05)
+    engine = make_engine(backend, cache=True)
+    answers: dict[int, list] = {}
+
+    def batch(k: int) -> None:
+        answers[k], _ = run(engine, [req(f"q{i}") for i in range(10)])
+
+    threads = [threading.Thread(target=batch, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(backend.history) == 10
+    assert len({tuple(r.text for r in a) for a in answers.values()}) == 1
+
+
+def test_an_answer_cached_after_the_batch_looked_is_reused(make_engine):
+    # The race a batch can lose: it misses in the cache, then an identical call finishes
+    # and leaves flight before the batch claims the key. It must find the cached answer.
+    backend = counting_backend()
+    engine = make_engine(backend, cache=True)
+    stores_before = engine._stores
+    first, _ = run(engine, [req("x")])
+    state = engine._backends["default"]
+    stats = LLMStats()
+    key = req("x").cache_key(state.identity)
+    again = engine._answer_misses(state, [req("x")], [key], stats, Policy(), "stage", True, stores_before)
+    assert again[0].text == first[0].text and len(backend.history) == 1 and stats.cache_hits == 1
+
+
+def test_a_shared_failure_reaches_every_row_once(make_engine):
+    backend = FakeBackend.scripted(lambda r: LLMError("bad_request", "no", status=400), latency=0.01)
+    results, stats = run(make_engine(backend), [req("x")] * 5)
+    assert len(backend.history) == 1 and all(r.kind == "bad_request" for r in results)
+    assert stats.errors == 1
+
+
+# ---- a fatal error stops new requests -----------------------------------------------------------
+
+
+def test_no_request_is_sent_after_the_first_auth_error(make_engine):
+    backend = FakeBackend.scripted(
+        lambda r: LLMError("auth", "Incorrect API key provided", status=401), max_concurrency=4, latency=0.02
+    )
+    with pytest.raises(FatalLLMError):
+        run(make_engine(backend), [req(f"q{i}") for i in range(200)])
+    assert len(backend.history) <= 4  # only those already in flight
+
+
+def test_a_fatal_error_cuts_a_retry_wait_short(make_engine):
+    def script(r):
+        if r.messages[-1]["content"] == "busy":
+            return LLMError("rate_limit", "slow down", status=429, retry_after=30)
+        time.sleep(0.05)  # the 401 comes after the 429
+        return LLMError("auth", "bad key", status=401)
+
+    backend = FakeBackend.scripted(script)
+    engine = make_engine(backend)
+    with pytest.raises(FatalLLMError):
+        run(engine, [req("busy"), req("denied")])
+    deadline = time.monotonic() + 3
+    while engine._tasks and time.monotonic() < deadline:  # the waiting retry ends, not after 30 s
+        time.sleep(0.01)
+    assert not engine._tasks
+    assert [r.messages[-1]["content"] for r in backend.history] == ["busy", "denied"]  # no retry
+
+
+# ---- answers cut off by max_tokens --------------------------------------------------------------
+
+
+def test_truncated_answers_are_rejected_with_their_text(make_engine):
+    backend = FakeBackend(FakeConfig(provider="fake", replies=["one two three four five", "one two"]))
+    results, stats = run(
+        make_engine(backend),
+        [req("a", sampling=Sampling(max_tokens=3)), req("b", sampling=Sampling(max_tokens=3))],
+    )
+    assert isinstance(results[0], TruncatedAnswer) and results[0].reason() == "llm truncated (max_tokens)"
+    assert results[0].raw == "one two three" and results[1].text == "one two"
+    assert stats.truncated == 1 and stats.errors == 0
+
+
+def test_keep_truncated_answers_when_asked(make_engine):
+    backend = FakeBackend(FakeConfig(provider="fake", replies=["one two three"]))
+    results, stats = run(
+        make_engine(backend), [req("a", sampling=Sampling(max_tokens=2))], Policy(on_truncated="keep")
+    )
+    assert isinstance(results[0], Completion) and results[0].text == "one two"
+    assert results[0].finish_reason == "length" and stats.truncated == 1
+
+
+def test_a_truncated_json_answer_is_not_asked_again(make_engine):
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    backend = FakeBackend.scripted(lambda r: Completion('{"answer": "The answe', finish_reason="length"))
+    results, stats = run(make_engine(backend), [req("x", json_schema=schema)])
+    assert isinstance(results[0], TruncatedAnswer) and results[0].raw == '{"answer": "The answe'
+    assert len(backend.history) == 1 and stats.invalid_outputs == 0
+
+
+def test_a_cached_truncated_answer_is_rejected_again_on_rerun(make_engine):
+    backend = FakeBackend(FakeConfig(provider="fake", replies=["one two three"]))
+    engine = make_engine(backend, cache=True)
+    run(engine, [req("a", sampling=Sampling(max_tokens=2))])
+    results, stats = run(engine, [req("a", sampling=Sampling(max_tokens=2))])
+    assert stats.cache_hits == 1 and isinstance(results[0], TruncatedAnswer)
+    assert results[0].raw == "one two" and len(backend.history) == 1
+
+
+def test_a_complete_json_answer_padded_to_the_limit_is_not_cut_off(make_engine):
+    # llama.cpp's JSON grammar lets a tiny model pad a finished object with whitespace until
+    # max_tokens: the finish reason says `length`, but nothing of the answer is missing.
+    schema = {"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]}
+    backend = FakeBackend.scripted(lambda r: Completion('{"score": 7}\n\n\n\n', finish_reason="length"))
+    results, stats = run(make_engine(backend), [req("x", json_schema=schema)])
+    assert isinstance(results[0], Completion) and stats.truncated == 0

@@ -11,7 +11,7 @@ import pytest
 from dataflow_cli.errors import DataflowError
 from dataflow_cli.llm.backends.base import BackendConfig
 from dataflow_cli.llm.types import LLMError, Request, Sampling
-from tests.support.mini_openai import MiniOpenAI
+from tests.support.openai_server import OpenAIServer
 
 pytest.importorskip("litellm")
 
@@ -27,9 +27,15 @@ SCHEMA = {
 }
 
 
+# A request whose text holds `status-<code>` is answered with that HTTP status (error bodies
+# quote the Authorization header back, as some providers do); `slow` never answers in time.
+STATUSES = (400, 401, 403, 404, 422, 429, 500, 502, 503)
+RULES = [(f"status-{code}", f"http_{code}") for code in STATUSES] + [("slow", "timeout")]
+
+
 @pytest.fixture(scope="module")
 def server():
-    with MiniOpenAI() as srv:
+    with OpenAIServer(rules=RULES, echo_key=True, retry_after=7, timeout_delay=3) as srv:
         yield srv
 
 
@@ -38,10 +44,10 @@ def _key(monkeypatch):
     monkeypatch.setenv(KEY_ENV, SECRET)
 
 
-def backend(server, model: str = "mini", **extra) -> LiteLLMBackend:
+def backend(server, **extra) -> LiteLLMBackend:
     config = LiteLLMConfig(
         provider="litellm",
-        model=f"openai/{model}",
+        model="openai/mini",
         api_base=server.base_url,
         api_key_env=KEY_ENV,
         **({"timeout": 1.0} | extra),
@@ -53,9 +59,9 @@ def request(text: str = "hello world", **kw) -> Request:
     return Request(messages=({"role": "user", "content": text},), **kw)
 
 
-def fail(server, model: str, **extra) -> LLMError:
+def fail(server, text: str, **extra) -> LLMError:
     with pytest.raises(LLMError) as info:
-        asyncio.run(backend(server, model, **extra).complete(request()))
+        asyncio.run(backend(server, **extra).complete(request(text)))
     err = info.value
     rendered = "".join(traceback.format_exception(err))
     assert SECRET not in rendered and SECRET not in err.message and SECRET not in err.reason()
@@ -63,34 +69,41 @@ def fail(server, model: str, **extra) -> LLMError:
 
 
 def test_success_with_usage_and_sampling(server):
-    server.requests.clear()
+    server.reset()
     sampling = Sampling(temperature=0.3, max_tokens=17, top_p=0.9, seed=5, stop=("\n\n",))
     done = asyncio.run(backend(server).complete(request("hello world", sampling=sampling)))
     assert done.text == "echo: hello world"
-    assert done.prompt_tokens == 5 and done.completion_tokens == 3
+    assert done.prompt_tokens == 2 and done.completion_tokens == 3  # the server counts words
     assert done.finish_reason == "stop"
     assert done.cost is None  # a local model has no price
     sent = server.requests[-1]
-    body = sent["body"]
+    body = sent.body
     assert body["model"] == "mini"
     assert body["messages"] == [{"role": "user", "content": "hello world"}]
     assert (body["temperature"], body["max_tokens"], body["top_p"], body["seed"]) == (0.3, 17, 0.9, 5)
     assert body["stop"] == ["\n\n"]
     assert "response_format" not in body
-    assert sent["headers"]["Authorization"] == f"Bearer {SECRET}"
+    assert sent.headers["Authorization"] == f"Bearer {SECRET}"
+
+
+def test_an_answer_cut_off_by_max_tokens_finishes_with_length(server):
+    sampling = Sampling(max_tokens=2)
+    done = asyncio.run(backend(server).complete(request("one two three", sampling=sampling)))
+    assert (done.text, done.finish_reason) == ("echo: one", "length")
 
 
 def test_json_schema_falls_back_to_json_object_for_unknown_models(server):
-    server.requests.clear()
+    server.reset()
     done = asyncio.run(backend(server).complete(request(json_schema=SCHEMA)))
-    assert json.loads(done.text) == {"answer": "ok", "score": 3}
-    assert server.requests[-1]["body"]["response_format"] == {"type": "json_object"}
+    assert json.loads(done.text) == {"echo": "hello world"}  # the server's JSON-mode answer
+    assert server.requests[-1].body["response_format"] == {"type": "json_object"}
 
 
 def test_json_schema_native_when_asked(server):
-    server.requests.clear()
-    asyncio.run(backend(server, structured_output="json_schema").complete(request(json_schema=SCHEMA)))
-    assert server.requests[-1]["body"]["response_format"] == {
+    server.reset()
+    done = asyncio.run(backend(server, structured_output="json_schema").complete(request(json_schema=SCHEMA)))
+    assert json.loads(done.text) == {"answer": "", "score": 0}  # a minimal document of the schema
+    assert server.requests[-1].body["response_format"] == {
         "type": "json_schema",
         "json_schema": {"name": "answer", "schema": SCHEMA, "strict": True},
     }
@@ -107,25 +120,25 @@ def test_strict_only_for_closed_schemas():
 
 
 def test_extra_is_passed_through(server):
-    server.requests.clear()
+    server.reset()
     extra = {"frequency_penalty": 0.5, "extra_body": {"top_k": 5}}
     asyncio.run(backend(server, extra=extra).complete(request()))
-    body = server.requests[-1]["body"]
+    body = server.requests[-1].body
     assert body["frequency_penalty"] == 0.5 and body["top_k"] == 5
 
 
 def test_rate_limit_with_retry_after(server):
-    server.requests.clear()
+    server.reset()
     err = fail(server, "status-429")
     assert err.kind == "rate_limit" and err.status == 429 and err.retry_after == 7.0
     assert err.retryable
-    assert len(server.requests) == 1  # litellm's own retries are off; the engine retries
+    assert server.total_requests == 1  # litellm's own retries are off; the engine retries
 
 
 def test_unauthorized_is_auth_and_redacts_the_echoed_key(server):
     err = fail(server, "status-401")
     assert err.kind == "auth" and err.status == 401
-    assert "***" in err.message  # the server echoed the key; it was blanked out
+    assert "received Authorization: Bearer ***" in err.message  # the server echoed the key
 
 
 def test_forbidden_is_auth(server):
@@ -152,12 +165,12 @@ def test_server_errors(server, status):
 
 
 def test_timeout(server):
-    err = fail(server, "slow-3", timeout=0.3)
+    err = fail(server, "slow", timeout=0.3)
     assert err.kind == "timeout" and err.retryable
 
 
 def test_connection_refused(server):
-    with MiniOpenAI() as other:
+    with OpenAIServer() as other:
         dead = other.base_url
     config = LiteLLMConfig(
         provider="litellm", model="openai/mini", api_base=dead, api_key_env=KEY_ENV, timeout=2
@@ -169,11 +182,11 @@ def test_connection_refused(server):
 
 def test_missing_key_env_names_the_variable(server, monkeypatch):
     monkeypatch.delenv(KEY_ENV)
-    server.requests.clear()
-    err = fail(server, "mini")
+    server.reset()
+    err = fail(server, "hello")
     assert err.kind == "auth"
     assert KEY_ENV in err.message
-    assert not server.requests  # nothing was sent
+    assert server.total_requests == 0  # nothing was sent
 
 
 def test_no_key_needed_for_local_servers(server, monkeypatch):

@@ -46,6 +46,12 @@ def test_plain_chat_answer(backend):
     assert done.finish_reason in ("stop", "length")
 
 
+def test_an_answer_cut_off_by_max_tokens_finishes_with_length(backend):
+    sampling = Sampling(temperature=0.0, max_tokens=2, seed=7)
+    done = asyncio.run(backend.complete(ask("Explain in detail how a bicycle works.", sampling=sampling)))
+    assert done.finish_reason == "length" and done.completion_tokens == 2
+
+
 def test_json_schema_answer_is_valid_json(backend):
     import jsonschema
 

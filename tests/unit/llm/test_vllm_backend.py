@@ -58,14 +58,17 @@ class FakeVLLM:
             def chat(self, messages, sampling_params, **kwargs):
                 fake.chats.append((messages, sampling_params, kwargs))
                 outputs = []
-                for conversation in messages:
+                for conversation, params in zip(messages, sampling_params, strict=True):
                     text = conversation[-1]["content"]
                     if fake.fail_on is not None and text == fake.fail_on:
                         raise ValueError(
                             "The decoder prompt (length 9000) is longer than the maximum model length of 2048"
                         )
+                    # Like vLLM: an answer that reaches max_tokens stops there with "length".
+                    words, limit = f"re: {text}".split(" "), params.kwargs["max_tokens"]
+                    finish = "length" if len(words) > limit else "stop"
                     sample = types.SimpleNamespace(
-                        text=f"re: {text}", token_ids=[1] * len(text.split()), finish_reason="stop"
+                        text=" ".join(words[:limit]), token_ids=[1] * len(text.split()), finish_reason=finish
                     )
                     outputs.append(
                         types.SimpleNamespace(prompt_token_ids=[0] * (10 + len(text)), outputs=[sample])
@@ -159,6 +162,13 @@ def test_batch_is_one_chat_call_in_order_with_exact_sampling(fake):
     assert results[1] == Completion(
         text="re: two words", prompt_tokens=19, completion_tokens=2, finish_reason="stop"
     )
+
+
+def test_an_answer_cut_off_by_max_tokens_finishes_with_length(fake):
+    results = asyncio.run(
+        make().complete_batch([ask("one two three", sampling=Sampling(max_tokens=2)), ask("one")])
+    )
+    assert [(r.text, r.finish_reason) for r in results] == [("re: one", "length"), ("re: one", "stop")]
 
 
 def test_old_vllm_uses_guided_decoding(monkeypatch):

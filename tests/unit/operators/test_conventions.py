@@ -1,15 +1,12 @@
 """Every built-in operator follows the registry, docstring and params conventions."""
 
-import json
-
 import pytest
 
 from dataflow_cli import registry
-from dataflow_cli.operator import Operator
+from tests.support.conventions import check_conventions
 
 # Every operator this distribution registers, so a new built-in is checked automatically.
 BUILTINS = {name for name, entry in registry.entries().items() if entry.distribution == "dataflow-cli"}
-SUFFIX = {"generate": "generator", "evaluate": "evaluator", "filter": "filter", "refine": "refiner"}
 
 
 def test_builtins_are_registered():
@@ -18,22 +15,35 @@ def test_builtins_are_registered():
 
 @pytest.mark.parametrize("name", sorted(BUILTINS))
 def test_conventions(name):
-    cls = registry.load(name)
-    assert issubclass(cls, Operator)
-    assert cls.name == name
-    assert name.endswith("_" + SUFFIX[cls.kind])
-    assert cls.__name__ == "".join(part.capitalize() for part in name.split("_"))
-    doc = cls.__doc__ or ""
-    summary = cls.summary()
-    assert summary and summary[0].isupper() and summary.endswith(".")
-    assert doc.index("Inputs:") < doc.index("Outputs:") < doc.index("Params:")
-    assert cls.Params.model_config.get("extra") == "forbid"
-    for field_name, field in cls.Params.model_fields.items():
-        assert field.description, f"{name}.{field_name} has no description"
-        assert field_name in doc.split("Params:")[1], f"{name}.{field_name} is not in the docstring"
-    documented_outputs = doc.split("Outputs:")[1].split("Params:")[0]
-    for output in cls.outputs:
-        assert output in documented_outputs, f"{name}: output {output} is not in the docstring"
-    json.dumps(cls.Params.model_json_schema())
-    for port in {**cls.inputs, **cls.outputs}.values():
-        assert port.description
+    check_conventions(registry.load(name), name)
+
+
+def test_a_missing_section_is_named_with_class_and_file():
+    from dataflow_cli.operator import Evaluator, Port
+
+    class CharEvaluator(Evaluator):
+        """Count characters.
+
+        Inputs:
+            text: the text.
+        Params:
+            (none)
+        """
+
+        name = "char_evaluator"
+        inputs = {"text": Port("the text")}
+        outputs = {"chars": Port("characters", "int64")}
+
+    with pytest.raises(AssertionError) as err:
+        check_conventions(CharEvaluator)
+    assert str(err.value).startswith(
+        "class `CharEvaluator` in tests/unit/operators/test_conventions.py: "
+        "the docstring has no `Outputs:` section (a line of its own)"
+    )
+    CharEvaluator.__doc__ = CharEvaluator.__doc__.replace("Params:", "Outputs:\n    chars: count.\nParams:")
+    check_conventions(CharEvaluator)
+    CharEvaluator.__doc__ = CharEvaluator.__doc__.replace("Count characters.", "Counts characters.")
+    with pytest.raises(
+        AssertionError, match=r"^class `CharEvaluator` in README.md: .*\(`Count`, not `Counts`\)"
+    ):
+        check_conventions(CharEvaluator, where="README.md")

@@ -8,9 +8,7 @@ the columns (or `Partial` failures) returned; then end to end through `dataflow 
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 
-import pyarrow as pa
 import pytest
 from dataflow_operators.llm.prompted_evaluator import PromptedEvaluator
 from dataflow_operators.llm.prompted_generator import PromptedGenerator
@@ -18,42 +16,17 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from dataflow_cli.cli.app import app
-from dataflow_cli.llm.backends.fake import FakeBackend, FakeConfig
-from dataflow_cli.llm.engine import LLMEngine, LLMStats, Policy
-from dataflow_cli.llm.operator import LLMClient, ParseError
+from dataflow_cli.io.paths import default_rejects_path
+from dataflow_cli.llm.operator import ParseError
 from dataflow_cli.llm.types import LLMError, Request, Sampling
-from dataflow_cli.operator import Batch, Fanout, Partial
+from dataflow_cli.operator import Fanout, Partial
+from tests.support.llm_ops import batch, bound, user
 
 RATE = (
     "Rate the quality of the following text on a scale from 1 (useless) to 10 (excellent) as training "
     "data for a helpful assistant. Consider correctness, clarity and completeness.\n\nText:\n{}\n\n"
     "Answer with the number only.\n"
 )
-
-
-def batch(**columns) -> Batch:
-    n = len(next(iter(columns.values())))
-    return Batch(pa.table({"_id": [str(i) for i in range(n)], **columns}))
-
-
-@contextmanager
-def bound(op, script=None, **config):
-    """`op` bound to a fresh engine over a fake backend (scripted, or configured); yields the backend."""
-    backend = (
-        FakeBackend.scripted(script, **config)
-        if script
-        else FakeBackend(FakeConfig(provider="fake", **config))
-    )
-    engine = LLMEngine({"default": backend}, cache=None)
-    try:
-        op.bind(LLMClient(engine, "default", LLMStats(), Policy(), "stage"))
-        yield backend
-    finally:
-        engine.close()
-
-
-def user(text: str) -> tuple[dict[str, str], ...]:
-    return ({"role": "user", "content": text},)
 
 
 # --- prompted_generator: prompt ---
@@ -275,7 +248,7 @@ def test_cli_prompted_generator_fans_out(tmp_path, monkeypatch):
 version: 1
 name: gen
 input: {path: in.jsonl}
-output: {path: out.jsonl}
+output: {path: out.jsonl, internal_columns: true}
 backends:
   default: {provider: fake, reply_template: "answer {{ index % 2 }} to {{ prompt }}"}
 stages:
@@ -298,7 +271,7 @@ stages:
         ("2.1", "2", 1),
     ]
     assert all(r["text"].endswith(f"to Tell me about {r['topic']}") for r in out)
-    rejects = read_jsonl(tmp_path / "out.rejects.jsonl")
+    rejects = read_jsonl(default_rejects_path(tmp_path / "out.jsonl"))
     assert [(r["_id"], r["_reason"]) for r in rejects] == [("1", "null `topic` in prompt")]
 
 
@@ -307,7 +280,7 @@ def test_cli_prompted_evaluator_rejects_unparsable_scores(tmp_path, monkeypatch)
 version: 1
 name: judge
 input: {path: in.jsonl}
-output: {path: out.jsonl}
+output: {path: out.jsonl, internal_columns: true}
 backends:
   default:
     provider: fake
@@ -329,7 +302,7 @@ stages:
         ("a fine text", 9.0, "9"),
         ("meh", 4.0, "4"),
     ]
-    rejects = read_jsonl(tmp_path / "out.rejects.jsonl")
+    rejects = read_jsonl(default_rejects_path(tmp_path / "out.jsonl"))
     assert [(r["text"], r["_reason"], r["_raw_output"]) for r in rejects] == [
         ("junk", "parse error: no number in answer", "no idea")
     ]

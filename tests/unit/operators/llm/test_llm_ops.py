@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from contextlib import contextmanager
 
 import pyarrow as pa
 import pytest
@@ -24,13 +23,13 @@ from typer.testing import CliRunner
 
 from dataflow_cli.cli.app import app
 from dataflow_cli.errors import DataflowError, SpecError
-from dataflow_cli.llm.backends.fake import FakeBackend
-from dataflow_cli.llm.engine import LLMEngine, LLMStats, Policy
-from dataflow_cli.llm.operator import LLMClient, ParseError
+from dataflow_cli.io.paths import default_rejects_path
+from dataflow_cli.llm.operator import ParseError
 from dataflow_cli.llm.types import LLMError, Request, Sampling
 from dataflow_cli.operator import Batch, Partial, Verdict
+from dataflow_cli.spec.build import load_spec
 from dataflow_cli.spec.model import SpecErrors
-from dataflow_cli.spec.validate import load_spec
+from tests.support.llm_ops import batch, bound, user
 
 SCHEMA = {
     "type": "object",
@@ -77,27 +76,6 @@ def judge_prompt(a: str, b: str, question: str = "") -> str:
             + JUDGE_TAIL.format(a, b)
         )
     return JUDGE_HEAD.format("") + JUDGE_TAIL.format(a, b)
-
-
-def batch(bindings=None, **columns) -> Batch:
-    n = len(next(iter(columns.values())))
-    return Batch(pa.table({"_id": [str(i) for i in range(n)], **columns}), bindings or {})
-
-
-@contextmanager
-def bound(op, script, **config):
-    """`op` bound to a fresh engine over a scripted fake backend; yields the backend."""
-    backend = FakeBackend.scripted(script, **config)
-    engine = LLMEngine({"default": backend}, cache=None)
-    try:
-        op.bind(LLMClient(engine, "default", LLMStats(), Policy(), "stage"))
-        yield backend
-    finally:
-        engine.close()
-
-
-def user(text: str) -> tuple[dict[str, str], ...]:
-    return ({"role": "user", "content": text},)
 
 
 def last_user(request: Request) -> str:
@@ -815,7 +793,10 @@ def run_spec(tmp_path, monkeypatch, stages: str, rows: list[dict], backend: str 
     monkeypatch.chdir(tmp_path)
     write_jsonl(tmp_path / "in.jsonl", rows)
     backends = f"backends:\n  default:\n{backend}" if backend else ""
-    spec = f"version: 1\nname: e2e\ninput: {{path: in.jsonl}}\noutput: {{path: out.jsonl}}\n{backends}\nstages:\n{stages}"
+    output = "{path: out.jsonl, internal_columns: true}"
+    spec = (
+        f"version: 1\nname: e2e\ninput: {{path: in.jsonl}}\noutput: {output}\n{backends}\nstages:\n{stages}"
+    )
     (tmp_path / "spec.yaml").write_text(spec, encoding="utf-8")
     result = CliRunner().invoke(app, ["run", "spec.yaml", "--json"])
     assert result.exit_code == 0, result.output
@@ -826,7 +807,7 @@ def run_spec(tmp_path, monkeypatch, stages: str, rows: list[dict], backend: str 
 
 
 def rejects_of(tmp_path) -> list[dict]:
-    return read_jsonl(tmp_path / "out.rejects.jsonl")
+    return read_jsonl(default_rejects_path(tmp_path / "out.jsonl"))
 
 
 def test_cli_json_generator(tmp_path, monkeypatch):

@@ -397,7 +397,10 @@ def test_sft_end_to_end(tmp_path, monkeypatch):
     assert (stats["rows_read"], stats["rows_written"]) == (5, 1)
     kept = [json.loads(line) for line in (tmp_path / "out" / "o.jsonl").read_text().splitlines()]
     assert kept[0]["response"] == "2 + 2 equals 4." and kept[0]["response_words"] == 5
-    rejects = [json.loads(line) for line in (tmp_path / "out" / "o.rejects.jsonl").read_text().splitlines()]
+    rejects = [
+        json.loads(line)
+        for line in (tmp_path / "out" / "rejects" / "o.rejects.jsonl").read_text().splitlines()
+    ]
     assert {(r["_id"], r["_stage"], r["_reason"]) for r in rejects} == {
         ("1", "bounds", "response_words < 1"),
         ("2", "refusals", "ai_disclaimer phrase"),

@@ -189,6 +189,37 @@ def test_filter_reasons():
     assert run_filter([None], column="body", allowed=["en"]) == ["`body` is null"]
 
 
+# Texts the bundled model labels with an individual language of a macrolanguage.
+CANTONESE = "佢哋喺度食緊飯，我哋遲啲先去睇戲啦。"  # yue (in zh)
+WU = "伊拉屋里向老早就搬到浦东去了，阿拉老长辰光没碰着伊拉了。"  # wuu (in zh)
+NYNORSK = "Eg trur det blir fint vêr i morgon, så vi kan gå på tur."  # nn (in no)
+
+
+def test_macrolanguage_variants_match_their_macrolanguage():
+    assert identify([CANTONESE, WU, NYNORSK, SENTENCES["zh"][0]])[0] == ["yue", "wuu", "nn", "zh"]
+    texts = [CANTONESE, WU, SENTENCES["zh"][0], NYNORSK, SENTENCES["ja"][0]]
+    assert run_filter(texts, allowed=["zh", "no"]) == [None, None, None, None, "lang `ja` not allowed"]
+    # Asked otherwise, the labels must match exactly.
+    assert run_filter(texts, allowed=["zh", "no"], match_macrolanguage=False) == [
+        "lang `yue` not allowed",
+        "lang `wuu` not allowed",
+        None,
+        "lang `nn` not allowed",
+        "lang `ja` not allowed",
+    ]
+    # Only an individual language matches its macrolanguage, never the other way round.
+    assert run_filter([CANTONESE, SENTENCES["zh"][0]], allowed=["yue"]) == [None, "lang `zh` not allowed"]
+
+
+def test_macrolanguage_codes_are_accepted_only_when_matching():
+    # The model never outputs gn or kok, but it does output members of theirs (gug, gom).
+    assert LanguageFilter(LanguageFilter.Params(allowed=["gn", "kok", "hbs"]))
+    with pytest.raises(DataflowError, match="unknown language code.*gn"):
+        LanguageFilter(LanguageFilter.Params(allowed=["gn"], match_macrolanguage=False))
+    with pytest.raises(DataflowError, match="unknown language code.*cmn"):
+        LanguageFilter(LanguageFilter.Params(allowed=["cmn"]))  # a member the model lacks
+
+
 def test_filter_schema():
     op = LanguageFilter(LanguageFilter.Params(allowed=["en"]), inputs={"text": "body"})
     assert op.required_columns() == ["body"] and op.written_columns() == []
@@ -215,7 +246,8 @@ def test_langid_end_to_end(tmp_path, monkeypatch):
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     spec = tmp_path / "spec.yaml"
     spec.write_text(
-        "version: 1\nname: langs\ninput: {path: in.jsonl}\noutput: {path: out/o.jsonl}\nstages:\n"
+        "version: 1\nname: langs\ninput: {path: in.jsonl}\n"
+        "output: {path: out/o.jsonl, internal_columns: true}\nstages:\n"
         "  - {name: detect, op: language_evaluator}\n"
         "  - {name: keep, op: language_filter, params: {allowed: [en, de], min_score: 0.5}}\n",
         encoding="utf-8",
@@ -227,7 +259,10 @@ def test_langid_end_to_end(tmp_path, monkeypatch):
     kept = [json.loads(line) for line in (tmp_path / "out" / "o.jsonl").read_text().splitlines()]
     assert [(r["_id"], r["lang"]) for r in kept] == [("0", "en"), ("3", "de")]
     assert all(0.5 <= r["lang_score"] <= 1 for r in kept)
-    rejects = [json.loads(line) for line in (tmp_path / "out" / "o.rejects.jsonl").read_text().splitlines()]
+    rejects = [
+        json.loads(line)
+        for line in (tmp_path / "out" / "rejects" / "o.rejects.jsonl").read_text().splitlines()
+    ]
     assert sorted((r["_id"], r["_reason"]) for r in rejects) == [
         ("1", "lang `fr` not allowed"),
         ("2", "no language"),

@@ -131,13 +131,69 @@ def test_keep_first_across_batch_boundaries_and_one_verdict_per_batch():
     assert results[3] == ([False], ["near-duplicate"], ["near-duplicate of _id 4"])
 
 
-def test_clusters_are_transitive_and_keep_their_first_member():
-    # union_roots: the root is the smallest index of each component.
+def test_union_roots_are_the_first_member_of_each_component():
     roots = union_roots(7, np.array([5, 1, 3, 2]), np.array([6, 3, 4, 6]))
     assert roots.tolist() == [0, 1, 2, 1, 1, 2, 2]
-    # A later document that resembles two earlier, unrelated clusters joins them: the first
-    # document of the union is kept.
     assert union_roots(3, np.array([0, 1]), np.array([2, 2])).tolist() == [0, 0, 0]
+
+
+def chain(length: int, block: int = 30, seed: int = 50) -> list[str]:
+    """Documents 0..length-1, each the previous one with another block of `block` words replaced:
+    neighbours share most word 5-grams, documents two steps apart far fewer."""
+    rng = random.Random(seed)
+    words = doc(seed, 300).split()
+    texts = [" ".join(words)]
+    for step in range(1, length):
+        start = 10 + (step - 1) * (block + 10)
+        words = words[:start] + ["zz" + rng.choice(VOCAB) for _ in range(block)] + words[start + block :]
+        texts.append(" ".join(words))
+    return texts
+
+
+def test_a_chain_of_similar_documents_drops_only_duplicates_of_the_kept_one():
+    a, b, c, d, e = texts = chain(5)
+    shingles = [python_shingles(t) for t in texts]
+    for i in range(4):  # neighbours are near-duplicates, two steps apart they are not
+        assert jaccard(shingles[i], shingles[i + 1]) > 0.78
+    for i in range(3):
+        assert jaccard(shingles[i], shingles[i + 2]) < 0.64
+    # Bands of 7 rows: every neighbour pair (J ~ 0.79) is a candidate with probability 0.999, and
+    # most pairs two steps apart (J ~ 0.63) too, so only verification keeps the chain apart.
+    op = minhash(false_negative_weight=0.95)
+    assert op.bands_rows == (36, 7)
+    [(keep, _, detail)] = run(op, batch(list("ABCDE"), texts))
+    # B goes as a duplicate of A; C resembles A only through B, so it stays, and so on.
+    assert keep == [True, False, True, False, True]
+    assert detail == [None, "near-duplicate of _id A", None, "near-duplicate of _id C", None]
+    # In another order the chain resolves from its first document: C first keeps B and D out.
+    [(keep, _, detail)] = run(op, batch(list("CBDAE"), [c, b, d, a, e]))
+    assert keep == [True, False, False, True, True]
+    assert detail[1:3] == ["near-duplicate of _id C", "near-duplicate of _id C"]
+    # Without verification, candidate pairs are taken as they are: the chain is one cluster.
+    [(keep, _, detail)] = run(minhash(verify=False, false_negative_weight=0.95), batch(list("ABCDE"), texts))
+    assert keep == [True, False, False, False, False]
+    assert set(detail[1:]) == {"near-duplicate of _id A"}
+
+
+def test_every_drop_is_verified_against_the_document_kept_in_its_place():
+    rng = random.Random(7)
+    texts, ids = [], []
+    for k in range(6):  # six chains of four, interleaved with unrelated documents
+        for i, text in enumerate(chain(4, seed=60 + k)):
+            texts.append(text)
+            ids.append(f"{k}-{i}")
+        texts.append(doc(900 + k))
+        ids.append(f"other-{k}")
+    order = list(range(len(texts)))
+    rng.shuffle(order)
+    texts, ids = [texts[i] for i in order], [ids[i] for i in order]
+    [(keep, _, detail)] = run(minhash(), batch(ids, texts))
+    by_id = dict(zip(ids, texts, strict=True))
+    dropped = [(ids[i], detail[i].rsplit(" ", 1)[1]) for i in range(len(texts)) if not keep[i]]
+    assert len(dropped) >= 6
+    for gone, kept in dropped:
+        assert keep[ids.index(kept)]
+        assert jaccard(python_shingles(by_id[gone]), python_shingles(by_id[kept])) > 0.7
 
 
 def test_nulls_and_empty_texts_are_never_duplicates():
@@ -265,7 +321,7 @@ def test_pretrain_pipeline_runs_through_the_cli(cli, tmp_path):
     by_name = {s["name"]: s for s in stats["stages"]}
     assert by_name["exact_dedup"]["dropped_by_reason"] == {"duplicate": 4}
     assert by_name["near_dedup"]["dropped_by_reason"] == {"near-duplicate": 11}
-    rejects = read_jsonl(project / "out" / "pretrain.rejects.jsonl")
+    rejects = read_jsonl(project / "out" / "rejects" / "pretrain.rejects.jsonl")
     assert len(rejects) == stats["rows_rejected"]
     url_of = {r["id"]: r["url"] for r in read_jsonl(project / "data" / "sample.jsonl")}
     kept = {r["id"] for r in read_jsonl(project / "out" / "pretrain.jsonl")}

@@ -355,5 +355,8 @@ def test_pii_end_to_end(tmp_path, monkeypatch):
         ("Mail <EMAIL> or call <PHONE>.", 0, ""),
         ("Nothing personal here, released 2024-01-02.", 0, ""),
     ]
-    rejects = [json.loads(line) for line in (tmp_path / "out" / "o.rejects.jsonl").read_text().splitlines()]
+    rejects = [
+        json.loads(line)
+        for line in (tmp_path / "out" / "rejects" / "o.rejects.jsonl").read_text().splitlines()
+    ]
     assert [(r["_id"], r["_stage"], r["_reason"]) for r in rejects] == [("1", "no_pii", "`pii_count` > 0")]

@@ -399,20 +399,46 @@ def _dup_parts(parts, total):
     return (count / len(parts) if parts else 0.0), (chars / total if total else 0.0)
 
 
-def _cover(words, n, top):
-    total = sum(map(len, words))
-    grams = _grams(words, n)
-    counts = Counter(grams)
+def _gopher_words(text):
+    """(word, start, end): whitespace words stripped of edge punctuation (P*), empty ones dropped."""
+    out = []
+    for match in re.finditer(r"\S+", text):
+        a, b = match.span()
+        while a < b and unicodedata.category(text[a]).startswith("P"):
+            a += 1
+        while b > a and unicodedata.category(text[b - 1]).startswith("P"):
+            b -= 1
+        if a < b:
+            out.append((text[a:b], a, b))
+    return out
+
+
+def _gopher_share(text, n, top):
+    """Code points spanned by the counted occurrences of word n-grams / code points of the text:
+    all occurrences of the most frequent one (ties: the first to occur), or every occurrence
+    repeating an earlier one."""
+    words = _gopher_words(text)
+    grams = [
+        (tuple(w for w, _, _ in words[i : i + n]), words[i][1], words[i + n - 1][2])
+        for i in range(len(words) - n + 1)
+    ]
+    counts = Counter(g for g, _, _ in grams)
     if top:
-        ranked = [(counts[g], sum(map(len, g)), -i, g) for i, g in enumerate(grams) if counts[g] > 1]
-        chosen = {max(ranked)[3]} if ranked else set()
+        best = None
+        for gram, _, _ in grams:
+            if counts[gram] > 1 and (best is None or counts[gram] > counts[best]):
+                best = gram
+        spans = [(a, b) for gram, a, b in grams if gram == best]
     else:
-        chosen = {g for g in grams if counts[g] > 1}
-    inside = [False] * len(words)
-    for i, gram in enumerate(grams):
-        if gram in chosen:
-            inside[i : i + n] = [True] * n
-    return sum(len(w) for w, flag in zip(words, inside, strict=True) if flag) / total if total else 0.0
+        seen, spans = set(), []
+        for gram, a, b in grams:
+            if gram in seen:
+                spans.append((a, b))
+            seen.add(gram)
+    covered = set()
+    for a, b in spans:
+        covered.update(range(a, b))
+    return len(covered) / len(text) if text else 0.0
 
 
 def repetition_reference(text, char_n=10, word_n=5):
@@ -423,9 +449,9 @@ def repetition_reference(text, char_n=10, word_n=5):
     expected["dup_line_ratio"], expected["dup_line_char_ratio"] = _dup_parts(lines, len(text))
     expected["dup_para_ratio"], expected["dup_para_char_ratio"] = _dup_parts(paragraphs, len(text))
     for n in (2, 3, 4):
-        expected[f"top_{n}_gram_char_ratio"] = _cover(words, n, top=True)
+        expected[f"top_{n}_gram_char_ratio"] = _gopher_share(text, n, top=True)
     for n in range(5, 11):
-        expected[f"dup_{n}_gram_char_ratio"] = _cover(words, n, top=False)
+        expected[f"dup_{n}_gram_char_ratio"] = _gopher_share(text, n, top=False)
     return expected
 
 
@@ -448,23 +474,44 @@ def test_repetition_word_and_line_signals_hand_computed():
         "a b a b c",  # word 2-grams ab ba ab bc: 2/4 repeat
         "x\ny\nx\n\nx",  # lines x y x x: 2 repeats of 4; 2 chars of 8
         "p1\n\np2\n\np1",  # paragraphs p1 p2 p1: 1 of 3; 2 chars of 10
-        "a b a b c d",  # top 2-gram "a b" (x2) covers a b a b: 4 of 6 word chars
-        "a b c a b c",  # tie ab/bc (2 each, same length): the earliest, ab -> a b _ a b _ = 4/6
-        "a a a a",  # "a a" occurs 3 times, overlapping: covered once -> 1.0
-        "w1 w2 w3 w4 w5 x w1 w2 w3 w4 w5",  # the 5-gram repeats: 20 of 21 word chars
+        "a b a b c d",  # top 2-gram "a b" (x2) spans 0-3 and 4-7: 6 of 11 code points
+        "a b c a b c",  # tie ab/bc (2 each): the first to occur, ab -> 0-3, 6-9 = 6/11
+        "a a a a",  # "a a" occurs 3 times, overlapping: each code point once -> 1.0
+        "w1 w2 w3 w4 w5 x w1 w2 w3 w4 w5",  # the later copy of the 5-gram spans 17-31: 14/31
     ]
     result = signals(RepetitionEvaluator, texts, word_ngram=2)
     assert result["word_rep_ratio"][0] == 0.5
     assert result["dup_line_ratio"][1] == 0.5 and result["dup_line_char_ratio"][1] == 0.25
     assert result["dup_para_ratio"][2] == pytest.approx(1 / 3) and result["dup_para_char_ratio"][2] == 0.2
-    assert result["top_2_gram_char_ratio"][3:6] == approx([4 / 6, 4 / 6, 1.0])
-    assert result["dup_5_gram_char_ratio"][6] == pytest.approx(20 / 21)
+    assert result["top_2_gram_char_ratio"][3:6] == approx([6 / 11, 6 / 11, 1.0])
+    assert result["dup_5_gram_char_ratio"][6] == pytest.approx(14 / 31)
     assert result["dup_6_gram_char_ratio"][6] == 0.0
+
+
+def test_gopher_ngram_signals_follow_the_reference_definition():
+    texts = [
+        # "Frank,", "Frank." and "Frank" are one word: "I am Frank" occurs 3 times (30 of 61 code
+        # points) while the tied 2-grams "I am" / "am Frank" (3 each) resolve to the first, "I am",
+        # 3 x 4 = 12 of 61.
+        "I am Frank, you are Jhon. I am Frank. I am Frank you are Jhon",
+        # A text pasted twice: its later copy spans 24-47, 23 of 47 code points (not 1.0); the top
+        # 2-gram, tied at 2 occurrences with three others, is the first, "one two": 14 of 47.
+        "one two three four five one two three four five",
+        # Punctuation-only tokens are no words; the punctuation between words counts in a span:
+        # "Frank Frank" spans "Frank, Frank" (6-18) and "Frank. Frank" (13-25): 19 of 25.
+        "— ... Frank, Frank. Frank",
+        "The the THE",  # case-sensitive: no 2-gram repeats
+    ]
+    result = signals(RepetitionEvaluator, texts)
+    assert result["top_2_gram_char_ratio"] == approx([12 / 61, 14 / 47, 19 / 25, 0.0])
+    assert result["top_3_gram_char_ratio"][0] == pytest.approx(30 / 61)
+    # "I am Frank you are" and "am Frank you are Jhon" recur at the end: "I am Frank you are Jhon".
+    assert result["dup_5_gram_char_ratio"][:2] == approx([23 / 61, 23 / 47])
 
 
 def test_repetition_matches_python_on_random_text():
     rng = random.Random(3)
-    vocab = ["a", "bb", "a", "ccc", "日本", "😀", "x.", "\n", "\n\n", " \n \n", "a b a b"]
+    vocab = ["a", "bb", "a", "ccc", "日本", "😀", "x.", "(a),", "—", "\n", "\n\n", " \n \n", "a b a b"]
     texts = [" ".join(rng.choice(vocab) for _ in range(rng.randint(0, 40))) for _ in range(1500)]
     texts += ["", "a a a a a a a a a a a a a", "x\n\nx\n\nx", "abc abc abc\nabc abc abc"]
     for char_n, word_n in ((10, 5), (1, 1), (4, 3)):
@@ -590,7 +637,10 @@ def test_quality_signals_end_to_end(tmp_path, monkeypatch):
         "dup_5_gram_char_ratio",
     }
     assert "char_rep_ratio" not in kept[0] and "alpha_ratio" not in kept[0]
-    rejects = [json.loads(line) for line in (tmp_path / "out" / "o.rejects.jsonl").read_text().splitlines()]
+    rejects = [
+        json.loads(line)
+        for line in (tmp_path / "out" / "rejects" / "o.rejects.jsonl").read_text().splitlines()
+    ]
     assert sorted(r["_reason"] for r in rejects) == [
         "`rep` > 0.5",
         "`special_char_ratio` > 0.25",

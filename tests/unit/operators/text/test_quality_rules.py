@@ -69,6 +69,21 @@ def test_c4_lines_hand_computed():
     ]
 
 
+def test_c4_lines_keep_the_lines_on_which_c4_drops_the_page():
+    text = (
+        "Read our privacy policy before pasting {code} here.\n"  # C4 checks "{" first: page drop
+        "Enable JavaScript to run {this} widget.\n"  # JavaScript is checked first: line removed
+        "Lorem ipsum needs JavaScript to show.\n"  # "lorem ipsum" is checked first: page drop
+        "A { without an end mark\n"  # removed for its end mark before "{" is looked at
+        "A perfectly normal line.\u2028Another normal line here."  # str.splitlines() boundaries
+    )
+    assert refine(C4LinesRefiner(), [text]) == [
+        "Read our privacy policy before pasting {code} here.\n"
+        "Lorem ipsum needs JavaScript to show.\n"
+        "A perfectly normal line.\nAnother normal line here."
+    ]
+
+
 def test_c4_lines_params():
     lines = "Short.\nLong enough line here.\nClick for javascript help.\nend without a stop\n中文句子结束。"
     relaxed = C4LinesRefiner.Params(
@@ -113,10 +128,11 @@ def test_c4_rules_hand_computed():
         "function() { return 1; }. One. Two. Three. Four. Five.",
         "One. Two. Three. Four.",  # 4 sentences
         "One. Two. Three. Four. Five.",
-        "Lorem ipsum { both }",  # the first rule wins
+        "Lorem ipsum { both } here.",  # one line: "lorem ipsum" is checked first
+        "Lorem ipsum { both }",  # no end mark: C4 removes the line before any page check
         "",
         None,
-        "一。二。三。四。五。",  # CJK terminators: 5 sentences
+        "一。二。三。四。五。",  # "。" is not one of C4's end marks: the line goes, 0 sentences
     ]
     assert verdict(C4RulesFilter(), texts) == [
         "contains lorem ipsum",
@@ -125,22 +141,90 @@ def test_c4_rules_hand_computed():
         None,
         "contains lorem ipsum",
         "sentences < 5",
+        "sentences < 5",
         "`text` is null",
-        None,
+        "sentences < 5",
     ]
+    cjk = C4RulesFilter.Params(terminal_punctuation=".。", min_words=None)
+    assert verdict(C4RulesFilter(cjk), ["一。二。三。四。五。"]) == [None]  # CJK terminators: 5 sentences
+
+
+FIVE = "\n".join(f"This is sentence number {n} of the page." for n in range(1, 6))
+
+
+def test_c4_rules_apply_the_line_rules_in_c4_order():
+    policy_code = "Read our privacy policy before you paste {code} into the form.\n" + FIVE
+    texts = [
+        policy_code,  # C4 checks "{" before removing policy lines: dropped
+        "Enable JavaScript to see {this} widget.\n" + FIVE,  # the JavaScript line goes first: kept
+        "function init() {\n" + FIVE,  # no end mark: the line goes before "{" is checked: kept
+        "Our site uses cookies to remember you.\n" + FIVE,  # a policy line is only removed: kept
+        "A line with { comes first.\nThen lorem ipsum appears here.\n" + FIVE,  # the first line wins
+        "Then lorem ipsum appears here.\nA line with { comes first.\n" + FIVE,
+        # Five sentences, but two on lines C4 removes (too few words, no end mark).
+        "Too short.\nOne more sentence here. And another.\nNo end here. Nor here\nLast one is fine.",
+    ]
+    expected = [
+        "contains {",
+        None,
+        None,
+        None,
+        "contains {",
+        "contains lorem ipsum",
+        "sentences < 5",
+    ]
+    assert verdict(C4RulesFilter(), texts) == expected
+    # The same decisions after c4_lines_refiner, which keeps the lines that drop a page.
+    assert verdict(C4RulesFilter(), refine(C4LinesRefiner(), texts)) == expected
+    # Switching a page rule off sends its lines on to the next checks.
+    no_curly = C4RulesFilter.Params(drop_curly_bracket=False)
+    assert verdict(C4RulesFilter(no_curly), [policy_code, texts[4]]) == [None, "contains lorem ipsum"]
+
+
+def test_c4_rules_port_datatrove_cases():
+    # Behaviour checks ported from datatrove's C4QualityFilter tests (tests/pipeline/filters).
+    good = (
+        "This is a well-written paragraph with several sentences.\n"
+        "The content continues with more good information here.\n"
+        "Another important point is being made in this line.\n"
+        "We can see that this document has quality content.\n"
+        "Finally, the conclusion wraps everything up nicely.\n"
+        "An additional sentence to ensure we pass the threshold."
+    )
+    tail = (
+        "Another sentence with proper punctuation.\nMore content to fill out the document.\n"
+        "Even more content is needed to pass the check.\nThe final sentence of the document."
+    )
+    lorem = "This is a sentence with lorem ipsum dolor sit amet.\n" + tail
+    curly = "This is some code with a { bracket.\n" + tail
+    assert verdict(C4RulesFilter(), [good, lorem, curly, "Just one sentence."]) == [
+        None,
+        "contains lorem ipsum",
+        "contains {",
+        "sentences < 5",
+    ]
+    lenient = C4LinesRefiner.Params(min_words=None)
+    cleaned = refine(C4LinesRefiner(lenient), ["This site uses cookies for tracking.\nAnother valid line here today."])
+    assert cleaned == ["Another valid line here today."]
 
 
 def test_c4_rules_bad_words_and_switches(tmp_path, monkeypatch):
-    texts = ["Visit our Casino now. Two. Three. Four. Five.", "{ lorem ipsum }", "One."]
+    texts = [
+        "Visit our Casino now. Two. Three. Four. Five.",
+        "{ lorem ipsum } is here.",
+        "One.",
+        "casino\nOne. Two. Three. Four. Five.",  # the bad word is on a line C4 removes
+    ]
     op = C4RulesFilter(C4RulesFilter.Params(bad_words=["casino"]))
-    assert verdict(op, texts) == ["contains a bad word", "contains lorem ipsum", "sentences < 5"]
+    assert verdict(op, texts) == ["contains a bad word", "contains lorem ipsum", "sentences < 5", None]
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.txt").write_text("# list\nvisit\n", encoding="utf-8")
     op = C4RulesFilter(C4RulesFilter.Params(bad_words_file="bad.txt", min_sentences=None))
-    assert verdict(op, texts) == ["contains a bad word", "contains lorem ipsum", None]
+    assert verdict(op, texts) == ["contains a bad word", "contains lorem ipsum", None, None]
     assert set(op.fingerprint_extra()) == {"bad_words_file_sha256"}
     off = C4RulesFilter.Params(drop_lorem_ipsum=False, drop_curly_bracket=False, min_sentences=1)
-    assert verdict(C4RulesFilter(off), texts) == [None, None, None]
+    # "One." has one word, fewer than 3: C4 removes the line, so no sentence is left.
+    assert verdict(C4RulesFilter(off), texts) == [None, None, "sentences < 1", None]
     assert C4RulesFilter().fingerprint_extra() == {}
 
 
@@ -156,9 +240,9 @@ def test_c4_rules_validation():
 def test_c4_rules_reason_names_the_bound_column_and_huge_row():
     op = C4RulesFilter(inputs={"text": "body"})
     assert verdict(op, [None, "A. B. C. D. E. F."], column="body") == ["`body` is null", None]
-    assert verdict(C4RulesFilter(), ["Fine sentence. " * (BIG // 15), "x" * BIG + "{"]) == [
+    assert verdict(C4RulesFilter(), ["Fine sentence. " * (BIG // 15), "x" * BIG + "{."]) == [
         None,
-        "contains {",
+        "sentences < 5",  # the line's one word is longer than 1000: removed before "{" is seen
     ]
 
 
@@ -208,6 +292,61 @@ def test_fineweb_bounds_are_inclusive_and_can_be_switched_off():
         FinewebRulesFilter.Params(max_short_line_ratio=-0.1)
 
 
+def test_fineweb_terminal_punctuation_is_the_reference_set():
+    only = FinewebRulesFilter.Params(
+        max_short_line_ratio=None, max_dup_line_char_ratio=None, max_newline_word_ratio=None
+    )
+    endings = ['He said "yes."', "It was 'fine'", "A quote that ends “here”", "And then…", "So it goes.'"]
+    lines = [f"{i} {e}" for i, e in enumerate(endings)]
+    # None of the 5 lines ends with terminal punctuation: quotes and "…" are not in the set.
+    assert verdict(FinewebRulesFilter(only), ["\n".join(lines)]) == ["punct_line_ratio < 0.12"]
+    # "...", "!" "?", CJK and Devanagari marks are: 5 of 5.
+    ended = ["Wait for it...", "Stop!", "Really?", "这是一个句子。", "यह एक वाक्य है।"]
+    assert verdict(FinewebRulesFilter(only), ["\n".join(ended)]) == [None]
+    # 1 of 9 lines (0.11) falls below 0.12; 1 of 8 (0.125) does not.
+    assert verdict(FinewebRulesFilter(only), ["\n".join(lines + lines[:3] + ["Done."])]) == [
+        "punct_line_ratio < 0.12"
+    ]
+    assert verdict(FinewebRulesFilter(only), ["\n".join(lines + lines[:2] + ["Done."])]) == [None]
+
+
+def test_fineweb_duplicate_characters_exclude_newlines():
+    # The repeated line has 22 code points; the text 68, of which 2 are newlines: 22 / 66 = 1/3
+    # (22 / 68 = 0.3235 would pass a bound of 0.33).
+    text = "This line is repeated.\nThis line is repeated.\nAnother line here now."
+    bound = FinewebRulesFilter.Params(max_dup_line_char_ratio=0.33, max_short_line_ratio=None)
+    assert verdict(FinewebRulesFilter(bound), [text]) == ["dup_line_char_ratio > 0.33"]
+    exact = FinewebRulesFilter.Params(max_dup_line_char_ratio=1 / 3, max_short_line_ratio=None)
+    assert verdict(FinewebRulesFilter(exact), [text]) == [None]  # equal to the bound: kept
+
+
+def test_fineweb_port_datatrove_cases():
+    # Behaviour checks ported from datatrove's FineWebQualityFilter tests.
+    assert verdict(FinewebRulesFilter(), [""]) == ["no non-empty lines"]
+    low = FinewebRulesFilter(FinewebRulesFilter.Params(min_punct_line_ratio=0.5))
+    assert verdict(low, ["No punctuation here\nAnother line without any\nStill nothing"]) == [
+        "punct_line_ratio < 0.5"
+    ]
+    short = FinewebRulesFilter(FinewebRulesFilter.Params(max_short_line_ratio=0.5, min_punct_line_ratio=0.0))
+    assert verdict(short, ["hi.\nbye.\nok.\nno.\nyes."]) == ["short_line_ratio > 0.5"]
+    good = (
+        "This is a well-written paragraph that ends with proper punctuation.\n"
+        "The content here is substantial and has meaningful information.\n"
+        "Quality filtering ensures that only the best documents pass through.\n"
+        "Each line here is long enough and ends with a terminal punctuation mark.\n"
+        "This document should pass all the quality checks applied by the filter."
+    )
+    assert verdict(FinewebRulesFilter(), [good]) == [None]
+    listy = FinewebRulesFilter(
+        FinewebRulesFilter.Params(max_newline_word_ratio=0.1, min_punct_line_ratio=None, max_short_line_ratio=None)
+    )
+    assert verdict(listy, ["\n".join(["a"] * 50)]) == ["dup_line_char_ratio > 0.01"]
+    lists = FinewebRulesFilter.Params(
+        max_newline_word_ratio=0.1, min_punct_line_ratio=None, max_short_line_ratio=None, max_dup_line_char_ratio=None
+    )
+    assert verdict(FinewebRulesFilter(lists), ["\n".join(["a"] * 50)]) == ["newline_word_ratio > 0.1"]
+
+
 def test_fineweb_unicode_and_huge_row():
     cjk = (
         "这是第一行，内容足够长，而且以句号结束，没有问题。\n这是第二行，内容也足够长，同样以句号结束，很好。"
@@ -237,6 +376,7 @@ def test_gopher_rules_hand_computed():
         "ellipses": "\n".join(s + ".." for s in SENTENCES),  # 4/4 lines end with "..."
         "numbers": GOOD + " 123" * 25,  # 78 of 103 words contain a letter
         "no stop words": " ".join(["data", "model", "quality", "pipeline", "filter"] * 12),
+        "one stop word, 30 times": " ".join(f"word{i} to" for i in range(30)),  # "at least two of"
         "dup lines": "\n".join([SENTENCES[0], SENTENCES[1], SENTENCES[0], SENTENCES[0]]),  # 2 of 4
         "top 2-gram": GOOD + " buy now" * 30,
         "dup 5-gram": GOOD + " " + GOOD,
@@ -252,7 +392,8 @@ def test_gopher_rules_hand_computed():
         "bullet_line_ratio > 0.9",
         "ellipsis_line_ratio > 0.3",
         "alpha_word_ratio < 0.8",
-        "stop_words < 2",
+        "distinct_stop_words < 2",
+        "distinct_stop_words < 2",
         "dup_line_ratio > 0.3",
         "top_2_gram_char_ratio > 0.2",
         "dup_5_gram_char_ratio > 0.15",  # every 2-gram occurs twice: the top one covers little
@@ -266,8 +407,10 @@ def test_gopher_rule_switches_and_bounds():
     doubled = GOOD + " " + GOOD
     no_top = GopherRulesFilter.Params(max_top_ngram_char_ratio={})
     assert verdict(GopherRulesFilter(no_top), [doubled]) == ["dup_5_gram_char_ratio > 0.15"]
-    only_10 = GopherRulesFilter.Params(max_top_ngram_char_ratio={}, max_dup_ngram_char_ratio={10: 0.5})
-    assert verdict(GopherRulesFilter(only_10), [doubled]) == ["dup_10_gram_char_ratio > 0.5"]
+    # Only the second copy counts, over every code point: len(GOOD) / (2 * len(GOOD) + 1) ~ 0.4994.
+    for bound, reason in ((0.49, ["dup_10_gram_char_ratio > 0.49"]), (0.5, [None])):
+        only_10 = GopherRulesFilter.Params(max_top_ngram_char_ratio={}, max_dup_ngram_char_ratio={10: bound})
+        assert verdict(GopherRulesFilter(only_10), [doubled]) == reason
     paragraphs = "\n\n".join(
         [SENTENCES[0] + "\n" + SENTENCES[1], SENTENCES[2], SENTENCES[0] + "\n" + SENTENCES[1]]
     )
@@ -288,6 +431,79 @@ def test_gopher_rule_switches_and_bounds():
         max_dup_ngram_char_ratio={},
     )
     assert verdict(GopherRulesFilter(everything_off), ["", "x", None]) == [None, None, "`text` is null"]
+
+
+# TEXT_LF_1 of datatrove's filter tests (a quotation from The Lord of the Rings).
+FRODO = (
+    "I wish it need not have happened in my time,' said Frodo. 'So do I,' said Gandalf, 'and so do all who "
+    "live to see such times. But that is not for them to decide. All we have to decide is what to do with "
+    "the time that is given us.'"
+)
+
+
+def test_gopher_quality_port_datatrove_cases():
+    # Behaviour checks ported from datatrove's GopherQualityFilter tests (min 10, max 1000 words).
+    op = GopherRulesFilter(
+        GopherRulesFilter.Params(min_words=10, max_words=1000, max_top_ngram_char_ratio={}, max_dup_ngram_char_ratio={})
+    )
+    texts = [
+        "I am too small...",
+        "I am " * 20,
+        "interconnection " * 20,
+        "# comment " * 20,
+        "... comment " * 20,
+        "the ./!*?<><> apple <?////> orange  ++ interconnection !<>??? have" * 20,
+        FRODO,
+    ]
+    assert verdict(op, texts) == [
+        "words < 10",
+        "mean_word_length < 3",
+        "mean_word_length > 10",
+        "symbol_word_ratio > 0.1",
+        "symbol_word_ratio > 0.1",
+        "alpha_word_ratio < 0.8",
+        None,
+    ]
+
+
+def test_gopher_repetition_port_datatrove_cases():
+    # Behaviour checks ported from datatrove's GopherRepetitionFilter tests; the quality rules off.
+    op = GopherRulesFilter(
+        GopherRulesFilter.Params(
+            min_words=None,
+            max_words=None,
+            min_mean_word_length=None,
+            max_mean_word_length=None,
+            max_symbol_word_ratio=None,
+            max_bullet_line_ratio=None,
+            max_ellipsis_line_ratio=None,
+            min_alpha_word_ratio=None,
+            min_stop_words=None,
+        )
+    )
+    texts = [
+        "I am your father.\n" * 4,  # 3 of 4 lines repeat
+        "I am your father.\n\n" * 4,  # 3 of 4 paragraphs repeat (checked before lines)
+        # 1 of 5 paragraphs repeats (0.2), but it holds 31 of 117 code points.
+        "I am groot.\n\nYou are a wizard.\n\nI am your father.\n\n" + f"{'x' * 30}.\n\n" * 2,
+        # 1 of 5 lines repeats, 41 of 132 code points.
+        "I am groot.\nYou are a wizard.\nI am your father.\n" + f"{'x' * 40}.\n" * 2,
+        "I am Frank, I am Frank, I am Frank",  # "I am" x 3: 12 of 34
+        # "I am" 12/61 passes (ties go to the first 2-gram), "I am Frank" x 3: 30/61.
+        "I am Frank, you are Jhon. I am Frank. I am Frank you are Jhon",
+        "I am a solo traveller " * 4 + FRODO,  # 3 later copies of the 5-grams: 67 of 318
+        FRODO,
+    ]
+    assert verdict(op, texts) == [
+        "dup_line_ratio > 0.3",
+        "dup_para_ratio > 0.3",
+        "dup_para_char_ratio > 0.2",
+        "dup_line_char_ratio > 0.2",
+        "top_2_gram_char_ratio > 0.2",
+        "top_3_gram_char_ratio > 0.18",
+        "dup_5_gram_char_ratio > 0.15",
+        None,
+    ]
 
 
 def test_gopher_params_validation():
@@ -351,8 +567,11 @@ def test_rule_sets_end_to_end(tmp_path, monkeypatch):
     stats = json.loads(result.stdout)
     assert (stats["rows_read"], stats["rows_written"], stats["rows_rejected"]) == (5, 1, 4)
     kept = [json.loads(line) for line in (tmp_path / "out" / "o.jsonl").read_text().splitlines()]
-    assert kept == [{"_id": "0", "text": "\n".join(SENTENCES)}]  # the JavaScript line is gone
-    rejects = [json.loads(line) for line in (tmp_path / "out" / "o.rejects.jsonl").read_text().splitlines()]
+    assert kept == [{"text": "\n".join(SENTENCES)}]  # the JavaScript line is gone
+    rejects = [
+        json.loads(line)
+        for line in (tmp_path / "out" / "rejects" / "o.rejects.jsonl").read_text().splitlines()
+    ]
     assert {(r["_id"], r["_stage"], r["_reason"]) for r in rejects} == {
         ("1", "c4", "contains lorem ipsum"),
         ("2", "c4", "sentences < 3"),

@@ -1,0 +1,1 @@
+"""Running untrusted code and SQL under declared limits: isolation, time limits, verdicts."""

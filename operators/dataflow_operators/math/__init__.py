@@ -1,0 +1,1 @@
+"""Math reasoning data: question checks, solution generation, exact answer verification."""

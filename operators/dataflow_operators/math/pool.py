@@ -1,0 +1,176 @@
+"""Worker processes for sympy checks, each check under a time limit that kills a runaway worker.
+
+sympy can spend unbounded time in pure Python or inside C big-integer code (`10^{10^{10}}`),
+where no signal or thread can interrupt it. A check therefore runs in a separate process; when
+its time is up the process is killed (SIGKILL) and replaced, and the check's verdict is
+"timeout". This works from any thread, unlike `signal.alarm`, which math-verify uses and which
+only works on the main thread. Each worker also caps its address space (`memory_mb`), so a huge
+allocation fails fast with MemoryError instead of swapping.
+
+Workers are plain subprocesses (`python -m dataflow_operators.math._worker`) speaking JSON lines
+on stdin/stdout: no fork of a multi-threaded parent, no pickling of untrusted data.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import selectors
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+STARTUP_SECONDS = 120.0  # importing sympy on a loaded 2-core machine can take a while
+
+
+class WorkerError(RuntimeError):
+    """A worker could not start (e.g. sympy is missing)."""
+
+
+class _Worker:
+    def __init__(self, memory_mb: int):
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        env["DATAFLOW_MATH_MEMORY_MB"] = str(memory_mb)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dataflow_operators.math._worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            text=True,
+            bufsize=1,
+        )
+        self.ready = False
+        self.task: int | None = None
+        self.deadline = 0.0
+        self.started = time.monotonic()
+
+    def send(self, index: int, payload: dict[str, Any], time_limit: float) -> None:
+        self.task = index
+        self.deadline = time.monotonic() + time_limit
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(payload) + "\n")
+        self.proc.stdin.flush()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+
+
+class VerifyPool:
+    """`run(tasks, time_limit)` -> one result dict per task, in order. Thread-safe (one run at a time)."""
+
+    def __init__(self, workers: int = 2, memory_mb: int = 2048):
+        self.size = max(1, workers)
+        self.memory_mb = memory_mb
+        self.workers: list[_Worker] = []
+        self.lock = threading.Lock()
+        self.kills = 0  # workers killed at their time limit (for stats and benches)
+
+    def _spawn(self) -> _Worker:
+        return _Worker(self.memory_mb)
+
+    def run(self, tasks: list[dict[str, Any]], time_limit: float) -> list[dict[str, Any]]:
+        with self.lock:
+            return self._run(tasks, time_limit)
+
+    def _run(self, tasks: list[dict[str, Any]], time_limit: float) -> list[dict[str, Any]]:
+        results: list[dict[str, Any] | None] = [None] * len(tasks)
+        queue = deque(range(len(tasks)))
+        self.workers = [w for w in self.workers if w.proc.poll() is None]
+        while len(self.workers) < min(self.size, max(1, len(tasks))):
+            self.workers.append(self._spawn())
+        selector = selectors.DefaultSelector()
+        try:
+            for worker in self.workers:
+                assert worker.proc.stdout is not None
+                selector.register(worker.proc.stdout, selectors.EVENT_READ, worker)
+            while queue or any(w.task is not None for w in self.workers):
+                for worker in self.workers:
+                    if worker.ready and worker.task is None and queue:
+                        index = queue.popleft()
+                        worker.send(index, tasks[index], time_limit)
+                now = time.monotonic()
+                waits = [w.deadline - now for w in self.workers if w.task is not None]
+                waits += [w.started + STARTUP_SECONDS - now for w in self.workers if not w.ready]
+                timeout = max(0.0, min(waits)) if waits else None
+                for key, _ in selector.select(timeout):
+                    worker = key.data
+                    line = worker.proc.stdout.readline()
+                    if not line:  # the worker died (e.g. out of memory at the C level)
+                        self._replace(worker, selector, results, "worker crashed")
+                        continue
+                    message = json.loads(line)
+                    if message.get("ready"):
+                        worker.ready = True
+                        continue
+                    if worker.task is not None:
+                        results[worker.task] = message
+                        worker.task = None
+                now = time.monotonic()
+                for worker in list(self.workers):
+                    if worker.task is not None and now >= worker.deadline:
+                        self.kills += 1
+                        self._replace(worker, selector, results, f"timeout after {time_limit:g}s")
+                    elif not worker.ready and now >= worker.started + STARTUP_SECONDS:
+                        worker.kill()
+                        raise WorkerError(
+                            "the sympy worker did not start; is the `math` extra installed? "
+                            "(pip install 'dataflow-cli[math]')"
+                        )
+        finally:
+            selector.close()
+        return results  # type: ignore[return-value]
+
+    def _replace(self, worker: _Worker, selector, results: list, reason: str) -> None:
+        if worker.task is not None:
+            results[worker.task] = {"equal": False, "reason": reason}
+        elif not worker.ready:
+            raise WorkerError(
+                "the sympy worker exited at start; is the `math` extra installed? "
+                "(pip install 'dataflow-cli[math]')"
+            )
+        selector.unregister(worker.proc.stdout)
+        worker.kill()
+        fresh = self._spawn()
+        self.workers[self.workers.index(worker)] = fresh
+        selector.register(fresh.proc.stdout, selectors.EVENT_READ, fresh)
+
+    def close(self) -> None:
+        with self.lock:
+            for worker in self.workers:
+                worker.kill()
+            self.workers = []
+
+
+_pools: dict[tuple[int, int], VerifyPool] = {}
+_pools_lock = threading.Lock()
+
+
+def shared_pool(workers: int, memory_mb: int) -> VerifyPool:
+    """One pool per configuration per process, shared by every stage that verifies answers."""
+    with _pools_lock:
+        key = (workers, memory_mb)
+        if key not in _pools:
+            _pools[key] = VerifyPool(workers, memory_mb)
+        return _pools[key]
+
+
+@atexit.register
+def _close_pools() -> None:
+    for pool in list(_pools.values()):
+        pool.close()

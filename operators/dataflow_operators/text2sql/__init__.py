@@ -1,0 +1,1 @@
+"""Text-to-SQL operators: SQL and question generation, read-only execution, result equivalence, difficulty."""
