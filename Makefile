@@ -67,6 +67,7 @@ bench: $(STAMP) ## Benchmarks (not part of the test run); figures on stdout
 	$(BIN)/python bench/streaming.py
 	$(BIN)/python bench/llm_throughput.py
 	$(BIN)/python bench/text_filters.py
+	$(BIN)/python bench/cli_startup.py
 
 clean: ## Remove the venv, run directories and outputs
 	rm -rf $(VENV) $(DEV_VENV) .dataflow pipelines/*/out build dist

@@ -1,6 +1,6 @@
 """Distributions of the measures `pipelines/pretrain_filter` thresholds, on the bench corpus.
 
-    python bench/pretrain_thresholds.py [--docs 20000] [--seed 7]
+    python bench/pretrain_thresholds.py [--docs 20000] [--seed 7] [--files LIST]
 
 Runs the pipeline's cleaning and measuring stages (everything before its first filter, then the
 measuring stages, no filter) over the corpus of `text_corpus.py` through `dataflow run`, so the
@@ -17,7 +17,9 @@ the two thresholds first tuned for Data-Juicer's measures (`special_characters_f
 For each, the threshold on our measure whose drop decisions agree best with Data-Juicer's at its
 default is reported (and the agreement), next to how many documents each drops. Last, the
 pipeline's own `range_filter` bounds (read from `pipelines/pretrain_filter/pipeline.yaml`) are
-applied one by one and their drops counted per kind.
+applied one by one and their drops counted per kind. With `--files`, a file listing paths of
+real UTF-8 text files (one per line; e.g. `find / -xdev -name '*.md' -size +3k -size -60k`),
+the same measures are reported on those texts too (raw, without the cleaning stages).
 """
 
 from __future__ import annotations
@@ -63,7 +65,15 @@ stages:
     params: {{signals: [char_rep_ratio, dup_line_char_ratio]}}
   - {{name: language, op: language_evaluator, outputs: {{lang: detected_lang}}}}
 """
-MEASURES = ("chars", "words", "special_char_ratio", "alpha_ratio", "char_rep_ratio", "dup_line_char_ratio", "lang_score")
+MEASURES = (
+    "chars",
+    "words",
+    "special_char_ratio",
+    "alpha_ratio",
+    "char_rep_ratio",
+    "dup_line_char_ratio",
+    "lang_score",
+)
 QUANTILES = (0.0, 0.01, 0.05, 0.5, 0.95, 0.99, 1.0)
 _ASCII_SPECIAL = set(string.punctuation + string.digits + string.whitespace)
 
@@ -96,10 +106,40 @@ def best_agreement(ours: np.ndarray, reference_drop: np.ndarray) -> tuple[float,
     return best
 
 
+def measure_files(listing: Path) -> None:
+    import pyarrow as pa
+    from dataflow_operators.text.quality import CharRatioEvaluator
+    from dataflow_operators.text.repetition import RepetitionEvaluator
+
+    from dataflow_cli.operator import Batch
+
+    texts = []
+    for path in listing.read_text().split():
+        try:
+            texts.append(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            continue
+    table = pa.table({"text": pa.array(texts, pa.string()), "_id": [str(i) for i in range(len(texts))]})
+    ours = {}
+    for cls, name in ((RepetitionEvaluator, "char_rep_ratio"), (CharRatioEvaluator, "special_char_ratio")):
+        op = cls(cls.Params(signals=[name]))
+        ours[name] = np.array(pa.array(op.process(Batch(table, op.input_columns))[name]).to_pylist(), float)
+    print(f"\n{len(texts):,} files of {listing}: quantiles {QUANTILES}")
+    for name, reference in (("char_rep_ratio", dj_char_repetition), ("special_char_ratio", dj_special_ratio)):
+        theirs = np.array([reference(t) for t in texts])
+        print(
+            f"  {name:<20} ours        " + "  ".join(f"{q:7.3f}" for q in np.quantile(ours[name], QUANTILES))
+        )
+        print(f"  {name:<20} Data-Juicer " + "  ".join(f"{q:7.3f}" for q in np.quantile(theirs, QUANTILES)))
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--docs", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--files", type=Path, help="a file listing paths of real text files to measure too")
     args = parser.parse_args()
     corpus = ensure_corpus(args.docs, args.seed)
     with tempfile.TemporaryDirectory(prefix="dataflow-thresholds-") as tmp:
@@ -107,7 +147,16 @@ def main() -> None:
         output = Path(tmp) / "measured.parquet"
         spec.write_text(SPEC.format(input=corpus, output=output))
         subprocess.run(
-            [sys.executable, "-m", "dataflow_cli", "run", str(spec), "--quiet", "--run-dir", str(Path(tmp) / "run")],
+            [
+                sys.executable,
+                "-m",
+                "dataflow_cli",
+                "run",
+                str(spec),
+                "--quiet",
+                "--run-dir",
+                str(Path(tmp) / "run"),
+            ],
             check=True,
         )
         table = pq.read_table(output).to_pandas()
@@ -133,9 +182,19 @@ def main() -> None:
             f"{int((ours > bound).sum()):,}; ours > {t:.3f} agrees best with Data-Juicer ({agreement:.4f}) "
             f"and drops {int((ours > t).sum()):,}"
         )
-        by_kind = {kind: int(dropped[(table["kind"] == kind).to_numpy()].sum()) for kind in sorted(table["kind"].unique())}
+        by_kind = {
+            kind: int(dropped[(table["kind"] == kind).to_numpy()].sum())
+            for kind in sorted(table["kind"].unique())
+        }
         print(f"  Data-Juicer's drops by kind: {by_kind}")
-        report[name] = {"reference_drops": int(dropped.sum()), "ours_at_same_bound": int((ours > bound).sum()), "best": t, "agreement": agreement}
+        report[name] = {
+            "reference_drops": int(dropped.sum()),
+            "ours_at_same_bound": int((ours > bound).sum()),
+            "best": t,
+            "agreement": agreement,
+        }
+    if args.files:
+        measure_files(args.files)
     import yaml
 
     print(f"\n{PIPELINE.relative_to(HERE.parent)}: drops per range_filter stage, by kind")
@@ -155,7 +214,9 @@ def main() -> None:
         counts = {k: int(drop[(table["kind"] == k).to_numpy()].sum()) for k in kinds}
         report[stage["name"]] = counts
         bounds = f"[{low}, {high}]"
-        print(f"  {stage['name']:<22} {column:<20} {bounds:<18} " + " ".join(f"{counts[k]:>14,}" for k in kinds))
+        print(
+            f"  {stage['name']:<22} {column:<20} {bounds:<18} " + " ".join(f"{counts[k]:>14,}" for k in kinds)
+        )
     print(json.dumps(report))
 
 

@@ -49,8 +49,12 @@ def discover(group: str, what: str) -> dict[str, Entry]:
     any; a name claimed by two distributions is an error naming both. `what`: "operator", ..."""
     allowed = _allowed_distributions()
     found: dict[str, Entry] = {}
+    names: dict[int, str] = {}  # `Distribution.name` parses METADATA on every call: once per dist
     for ep in entry_points(group=group):
-        dist = ep.dist.name if ep.dist is not None else "unknown"
+        if ep.dist is None:
+            dist = "unknown"
+        else:
+            dist = names.get(id(ep.dist)) or names.setdefault(id(ep.dist), ep.dist.name)
         if allowed is not None and _normalize(dist) not in allowed:
             continue
         previous = found.get(ep.name)

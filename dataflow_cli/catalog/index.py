@@ -126,26 +126,32 @@ def build(entries: dict[str, registry.Entry]) -> dict[str, Any]:
     from dataflow_cli.catalog.search import build_index
     from dataflow_cli.errors import DataflowError
 
+    def failed(name: str, entry: registry.Entry, error: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "kind": None,
+            "scope": None,
+            "domain": domain_of(entry),
+            "distribution": entry.distribution,
+            "entry_point": entry.entry_point.value,
+            "status": "failed",
+            "error": error,
+            "summary": "",
+        }
+
     operators = []
     for name, entry in entries.items():
         try:
             cls = registry.load(name)
         except DataflowError as exc:
-            operators.append(
-                {
-                    "name": name,
-                    "kind": None,
-                    "scope": None,
-                    "domain": domain_of(entry),
-                    "distribution": entry.distribution,
-                    "entry_point": entry.entry_point.value,
-                    "status": "failed",
-                    "error": exc.reason,
-                    "summary": "",
-                }
-            )
+            operators.append(failed(name, entry, exc.reason))
             continue
-        operators.append({**describe_class(cls, entry), "status": "ok", "error": None})
+        try:
+            operators.append({**describe_class(cls, entry), "status": "ok", "error": None})
+        except Exception as exc:  # e.g. a plugin's Params with no JSON Schema: one row, not the CLI
+            if entry.distribution == "dataflow-cli":
+                raise  # a built-in that cannot be described is a bug
+            operators.append(failed(name, entry, f"cannot be described: {type(exc).__name__}: {exc}"))
     return {"operators": operators, "index": build_index(operators)}
 
 

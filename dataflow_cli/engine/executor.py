@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -41,6 +41,9 @@ from dataflow_cli.io.lock import OutputLock
 from dataflow_cli.io.writers import TableWriter, remove_stale_temp_files
 from dataflow_cli.operator import Batch
 from dataflow_cli.spec.model import Spec, Stage
+
+if TYPE_CHECKING:
+    from dataflow_cli.llm.engine import LLMEngine
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +126,7 @@ class Executor:
         self._lock = threading.Lock()
         self._computed_this_run: set[tuple[int, int]] = set()  # (stage, batch) shards written now
         self._input_columns: set[str] = set()  # columns of the input itself (a user's own `_id`)
-        self.llm = None
+        self.llm: LLMEngine | None = None
         self._llm_stats: dict[int, Any] = {}
         self.stats = RunStats(
             spec=str(spec.file),
@@ -199,21 +202,23 @@ class Executor:
         threading.Thread(target=pa.array, args=([0],), name="dataflow-warmup", daemon=True).start()
         from dataflow_cli.llm.cache import RequestCache, default_cache_path
         from dataflow_cli.llm.engine import LLMEngine, LLMStats, Policy
-        from dataflow_cli.llm.operator import LLMClient
+        from dataflow_cli.llm.operator import LLMClient, LLMOperator
 
-        backends = {}
+        backends: dict[str, Any] = {}
         for _, stage in llm_stages:
+            assert stage.backend_name is not None  # validation gives every LLM stage a backend
             if stage.backend_name not in backends:
                 cls, config = self.spec.backends[stage.backend_name]
                 backends[stage.backend_name] = cls(config)
         cache = RequestCache(default_cache_path()) if any(b.config.cache for b in backends.values()) else None
-        self.llm = LLMEngine(backends, cache)
+        llm = self.llm = LLMEngine(backends, cache)
         for k, stage in llm_stages:
             stats = self._llm_stats[k] = LLMStats()
             policy = Policy(
                 on_error=stage.on_error, max_error_rate=stage.max_error_rate, on_truncated=stage.on_truncated
             )
-            stage.operator.bind(LLMClient(self.llm, stage.backend_name, stats, policy, stage.name))
+            assert isinstance(stage.operator, LLMOperator) and stage.backend_name is not None
+            stage.operator.bind(LLMClient(llm, stage.backend_name, stats, policy, stage.name))
 
     def _collect_llm_stats(self) -> None:
         for k, stats in self._llm_stats.items():

@@ -21,11 +21,12 @@ def run_logging(directory: Path, spec: Spec) -> Iterator[None]:
     """
     from dataflow_cli.errors import DataflowError
     from dataflow_cli.io.writers import atomic_write_text
-    from dataflow_cli.redact import RedactingFilter
+    from dataflow_cli.redact import RedactingFilter, redact_json
 
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        resolved = yaml.safe_dump(spec.resolved, sort_keys=False, allow_unicode=True)
+        # Masked as data (e.g. a key written into a header), so the YAML quotes the mask.
+        resolved = yaml.safe_dump(redact_json(spec.resolved), sort_keys=False, allow_unicode=True)
         atomic_write_text(directory / "spec.resolved.yaml", resolved)
         handler = logging.FileHandler(directory / "run.log", encoding="utf-8")
     except OSError as exc:

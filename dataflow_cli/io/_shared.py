@@ -125,6 +125,8 @@ def promotes(source: pa.DataType, target: pa.DataType) -> bool:
     Exactness of each value (an integer above 2**53 does not fit a float64) is left to
     pyarrow's safe cast, which raises for such a value.
     """
+    if pa.types.is_dictionary(source):
+        source = source.value_type  # categorical values: decoding them loses nothing
     if source == target or pa.types.is_null(source):
         return True
     try:
@@ -142,6 +144,12 @@ def is_number(type_: pa.DataType) -> bool:
 
 def nulls_as_strings(type_: pa.DataType) -> pa.DataType:
     return map_leaf_types(type_, lambda leaf: pa.string() if pa.types.is_null(leaf) else leaf)
+
+
+def decoded(type_: pa.DataType) -> pa.DataType:
+    # Dictionary encoding (e.g. a pandas categorical in Parquet) is storage, not a type of its
+    # own: files that encode a column and files that do not must still agree.
+    return map_leaf_types(type_, lambda leaf: leaf.value_type if pa.types.is_dictionary(leaf) else leaf)
 
 
 def temporal_as_strings(type_: pa.DataType) -> pa.DataType:

@@ -9,13 +9,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dataflow_cli.errors import InputError
-from dataflow_cli.io._shared import conform, short
+from dataflow_cli.io._shared import conform, decoded, schema_map, short
 
 
 def head_schema(path: Path) -> pa.Schema | None:
     """The file's schema; nothing but the footer is read."""
     try:
-        return pq.read_schema(path).remove_metadata()
+        return schema_map(pq.read_schema(path).remove_metadata(), decoded)
     except (pa.ArrowException, OSError) as exc:
         raise _bad_parquet(path, exc) from None
 

@@ -169,12 +169,13 @@ class LLMEngine:
         if self._fatal is not None:
             raise self._fatal
         state = self._backends[backend]
-        use_cache = self.cache is not None and state.backend.config.cache
+        cache = self.cache if state.backend.config.cache else None
+        use_cache = cache is not None
         keys = [r.cache_key(state.identity) for r in requests]
         results: list[Completion | LLMError | None] = [None] * len(requests)
         stores_before = self._stores
-        if use_cache:
-            hits = self.cache.get_many(keys)
+        if cache is not None:
+            hits = cache.get_many(keys)
             for i, key in enumerate(keys):
                 if key in hits:
                     results[i] = hits[key]
@@ -197,12 +198,22 @@ class LLMEngine:
                 results[i] = answer
         return self._truncation(requests, results, policy, stats)  # type: ignore[arg-type]
 
-    def _answer_misses(self, state, requests, keys, stats, policy, stage, use_cache, stores_before):
+    def _answer_misses(
+        self,
+        state: _Backend,
+        requests: list[Request],
+        keys: list[str],
+        stats: LLMStats,
+        policy: Policy,
+        stage: str,
+        use_cache: bool,
+        stores_before: int,
+    ) -> list[Completion | LLMError]:
         """Answers for requests the cache did not have; identical ones share one call."""
         # Claim each key: one already in flight (from any batch) is shared, the rest are ours.
         futures, owned = self._on_loop(self._claim(state, keys))
         hits: dict[str, Completion] = {}
-        if use_cache and owned and self._stores != stores_before:
+        if use_cache and self.cache is not None and owned and self._stores != stores_before:
             # An identical request finished after this batch looked in the cache: reuse its answer.
             # (A call is cached before it stops being in flight, so nothing falls between the two.)
             try:
@@ -463,6 +474,8 @@ class LLMEngine:
         return answers
 
     def _store(self, key: str, model: str, answer: Completion) -> None:
+        if self.cache is None:
+            return
         self._stores += 1
         try:
             self.cache.put(key, model, answer)
@@ -511,11 +524,12 @@ def _retrieve(future: asyncio.Future) -> None:
         future.exception()
 
 
-def _delay(error: LLMError, attempt: int, backoff: float, max_backoff: float) -> float:
+def _delay(error: Completion | LLMError, attempt: int, backoff: float, max_backoff: float) -> float:
     """Retry-After when the server gave one, else exponential backoff; jitter spreads a herd of
     retries so they do not hit the server in the same instant again."""
-    if error.retry_after is not None:
-        return error.retry_after * random.uniform(1.0, 1.2)
+    retry_after = error.retry_after if isinstance(error, LLMError) else None
+    if retry_after is not None:
+        return retry_after * random.uniform(1.0, 1.2)
     return min(max_backoff, backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
 
 

@@ -98,7 +98,7 @@ def _report_schema_error(error, out: Collector) -> None:
         return
     if validator == "type":
         expected = error.validator_value
-        names = [_TYPE_NAMES.get(t, t) for t in (expected if isinstance(expected, list) else [expected])]
+        names = [_TYPE_NAMES.get(t, str(t)) for t in (expected if isinstance(expected, list) else [expected])]
         message = f"expected {' or '.join(names)}, got {_describe(error.instance)}"
         if isinstance(error.instance, (dict, list)):
             out.issues.append(Issue(out.doc.locate_collection(path), format_path(path), message))
@@ -152,9 +152,7 @@ def check_backends(data: dict, out: Collector) -> dict[str, Any]:
     return found
 
 
-def check_stages(
-    data: dict, spec_dir: Path, backends: dict[str, Any], out: Collector
-) -> list[CheckedStage]:
+def check_stages(data: dict, spec_dir: Path, backends: dict[str, Any], out: Collector) -> list[CheckedStage]:
     """Every stage whose operator loads and whose params are valid, in order. A stage with other
     problems (an unknown backend, a bad port) is returned too, so later checks still see it."""
     from dataflow_cli import registry
@@ -408,6 +406,7 @@ def check_column_flow(stages: list[Stage], input_schema: dict[str, str], out: Co
             if isinstance(column, str) and column not in schema:  # non-strings: schema errors
                 logical = next((k for k, v in stage.inputs.items() if v == column), None)
                 what = f"column `{column}`"
+                path: PathKey
                 if logical in (stage.inputs or {}):
                     path = here + ("inputs", logical)
                 elif column in template_vars:

@@ -122,6 +122,20 @@ def test_a_key_echoed_in_400_500_bodies_or_answers_is_masked_everywhere(openai_s
     assert_no_secret(result, env)
 
 
+def test_a_key_written_into_a_header_stays_out_of_the_run_directory(openai_server, env, cli):
+    literal = "hdr-LITERAL-key-55aa"
+    spec = write_spec(env, openai_server.base_url, ["topic 1"], ANSWER)
+    header = f"    timeout: 5\n    headers: {{X-Api-Key: {literal}}}\n"
+    spec.write_text(spec.read_text().replace("    timeout: 5\n", header))
+    result = cli("run", spec, "--json")
+    assert openai_server.requests[0].headers["X-Api-Key"] == literal  # it was sent
+    assert "X-Api-Key: '***'" in (env / ".dataflow/runs/guarantees/spec.resolved.yaml").read_text()
+    for path in (env / ".dataflow").rglob("*"):
+        if path.is_file():
+            assert literal.encode() not in path.read_bytes(), path
+    assert literal not in result.stdout + result.stderr
+
+
 # ---- 2. one call per distinct request; a rerun agrees with the run -------------------------------
 
 
@@ -212,3 +226,25 @@ def test_truncated_answers_are_rejected_with_their_text_and_counted(openai_serve
     ]
     assert stats["rows_rejected"] == 0 and stats["stages"][0]["llm"]["truncated"] == 2
     assert openai_server.total_requests == requests
+
+
+def test_the_fake_backend_scripts_a_truncated_answer(env, cli):
+    write_jsonl(env / "topics.jsonl", [{"topic": "a"}, {"topic": "b"}])
+    (env / "spec.yaml").write_text(
+        """version: 1
+name: fake_cut
+input: {path: topics.jsonl}
+output: {path: out/answers.jsonl}
+backends:
+  default: {provider: fake, replies: ["fits", "this reply is too long"]}
+stages:
+  - name: answer
+    op: prompted_generator
+    params: {template: "{{ topic }}", max_tokens: 3}
+    outputs: {text: answer}
+"""
+    )
+    stats = cli.json("run", env / "spec.yaml")
+    assert [r["answer"] for r in read_jsonl(env / "out" / "answers.jsonl")] == ["fits"]
+    [reject] = read_jsonl(Path(stats["rejects"]))
+    assert (reject["_reason"], reject["_raw_output"]) == ("llm truncated (max_tokens)", "this reply is")

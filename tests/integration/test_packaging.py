@@ -125,3 +125,31 @@ def test_plugin_is_discovered_listed_and_run(installed):
         )
     ]
     assert "shout_refiner" not in names and "range_filter" in names
+
+
+def test_editor_schemas_resolve_inside_the_wheel_and_a_new_project(installed):
+    """The ready pipelines inside the wheel and a spec made by `init` point their editors at a
+    schema that exists there and accepts them."""
+    import jsonschema
+    import yaml
+
+    from dataflow_cli.spec.schema import PROJECT_SCHEMA_FILE, modeline_target
+
+    package = sh(
+        installed["venv"] / "bin" / "python",
+        "-c",
+        "import dataflow_cli, pathlib; print(pathlib.Path(dataflow_cli.__file__).parent)",
+        cwd=installed["work"],
+        env=installed["env"],
+    ).stdout.strip()
+    specs = sorted(Path(package).glob("_bundled/pipelines/*/pipeline.yaml"))
+    dataflow(installed, "init", "editor_proj")
+    specs.append(installed["work"] / "editor_proj" / "pipeline.yaml")
+    assert len(specs) > 1
+    for spec in specs:
+        text = spec.read_text(encoding="utf-8")
+        schema_path = spec.parent / modeline_target(text)
+        assert schema_path.is_file(), f"{spec} points at a missing schema"
+        schema = json.loads(schema_path.read_text(encoding="utf-8"))
+        jsonschema.validators.validator_for(schema)(schema).validate(yaml.safe_load(text))
+    assert schema_path.name == PROJECT_SCHEMA_FILE and schema_path.parent == spec.parent

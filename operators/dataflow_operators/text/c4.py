@@ -90,7 +90,9 @@ class C4Lines:
         return pc.binary_join(rebuilt, pa.scalar("\n", self.lines.type)).cast(self.text.type)
 
 
-def c4_lines(text: pa.Array, params: C4LineParams, lorem_drops: bool = True, curly_drops: bool = True) -> C4Lines:
+def c4_lines(
+    text: pa.Array, params: C4LineParams, lorem_drops: bool = True, curly_drops: bool = True
+) -> C4Lines:
     """Apply C4's line rules to every line of `text` (see `C4Lines`); `lorem_drops` and
     `curly_drops` say whether those lines drop their page (else they go on to the next checks)."""
     split = pc.split_pattern_regex(text, _LINE_BREAK)
@@ -226,7 +228,9 @@ class C4RulesFilter(Filter):
     inputs = {"text": Port("document text")}
 
     class Params(C4LineParams):
-        drop_lorem_ipsum: bool = Field(True, description="Drop documents with a 'lorem ipsum' line (any case).")
+        drop_lorem_ipsum: bool = Field(
+            True, description="Drop documents with a 'lorem ipsum' line (any case)."
+        )
         drop_curly_bracket: bool = Field(True, description="Drop documents with a '{' line.")
         min_sentences: int | None = Field(5, ge=1, description="Fewest sentences the kept lines hold.")
         bad_words: list[str] = Field([], description="Words whose presence drops a document.")

@@ -94,7 +94,9 @@ class FinewebRulesFilter(Filter):
             return ends.to_numpy(zero_copy_only=False)
 
         def short() -> np.ndarray:
-            return pc.less_equal(pc.utf8_length(lines), params.short_line_chars).to_numpy(zero_copy_only=False)
+            return pc.less_equal(pc.utf8_length(lines), params.short_line_chars).to_numpy(
+                zero_copy_only=False
+            )
 
         def dup_chars(_: TextBatch) -> np.ndarray:
             _, chars = duplicate_parts(lines, offsets)

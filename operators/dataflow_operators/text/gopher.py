@@ -15,9 +15,9 @@ from dataflow_operators._lib.textstats import SPACE, TextBatch, ratio
 from dataflow_operators.core.range_filter import format_bound
 from dataflow_operators.text.quality import (
     alpha_word_ratio,
+    distinct_stop_words,
     line_flags,
     line_ratio,
-    distinct_stop_words,
     symbol_word_ratio,
 )
 from dataflow_operators.text.repetition import DUP_NGRAMS, TOP_NGRAMS, repetition_signals

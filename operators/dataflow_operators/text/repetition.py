@@ -26,7 +26,9 @@ DUP_NGRAMS = (5, 6, 7, 8, 9, 10)
 
 
 REPETITION_OUTPUTS = {
-    "char_rep_ratio": Port("character n-gram windows whose n-gram occurs more than once / windows", "float64"),
+    "char_rep_ratio": Port(
+        "character n-gram windows whose n-gram occurs more than once / windows", "float64"
+    ),
     "word_rep_ratio": Port("word n-gram windows whose n-gram occurs more than once / windows", "float64"),
     "dup_line_ratio": Port("lines repeating an earlier line / lines", "float64"),
     "dup_para_ratio": Port("paragraphs repeating an earlier paragraph / paragraphs", "float64"),

@@ -256,16 +256,14 @@ class Text2sqlQuestionGenerator(SchemaPrompted, LLMOperator, Generator):
             for i in pending:
                 chosen[i] = candidates[i][medoid(self._embedder()([c["question"] for c in candidates[i]]))]
             return chosen
-        votes = (
-            self.ask_messages(
-                [self.vote_messages(rows[i], candidates[i]) for i in pending],
-                1,
-                None,
-            )
-            if pending
-            else []
-        )
-        for i, per_row in zip(pending, votes, strict=True):
+        by_count: dict[int, list[int]] = {}
+        for i in pending:  # the vote's schema lists the candidates' numbers
+            by_count.setdefault(len(candidates[i]), []).append(i)
+        votes: dict[int, list] = {}
+        for count, asked in sorted(by_count.items()):
+            conversations = [self.vote_messages(rows[i], candidates[i]) for i in asked]
+            votes.update(zip(asked, self.ask_messages(conversations, 1, vote_schema(count)), strict=True))
+        for i, per_row in votes.items():
             answer = per_row[0]
             if not answer.ok:
                 failures[i], raw[i] = answer.failure, answer.raw

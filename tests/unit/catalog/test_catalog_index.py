@@ -16,6 +16,10 @@ from dataflow_cli.catalog import index
 from tests.conftest import REPO
 
 PLUGIN = '''
+from typing import Callable
+
+from pydantic import BaseModel
+
 from dataflow_cli.operator import Evaluator, Filter, Port
 
 
@@ -54,6 +58,15 @@ class VowelEvaluator(Evaluator):
 
     def evaluate(self, batch):
         raise AssertionError("listing never runs an operator")
+
+
+class OddFilter(ShoutFilter):
+    """Have params no JSON Schema can describe."""
+
+    name = "odd_filter"
+
+    class Params(BaseModel):
+        hook: Callable = print
 '''
 
 # What a listing process imported, to prove a cached listing imports no operator module.
@@ -165,3 +178,13 @@ def test_cache_dir_defaults_to_the_user_cache(monkeypatch, tmp_path):
     assert index.cache_path().parent == tmp_path / "dataflow"
     monkeypatch.setenv("DATAFLOW_CACHE_DIR", str(tmp_path / "own"))
     assert index.cache_dir() == tmp_path / "own"
+
+
+def test_plugin_that_cannot_be_described_is_one_failed_row(env):
+    info = next(Path(env["_PLUGINS"]).glob("*.dist-info"))
+    with (info / "entry_points.txt").open("a") as f:
+        f.write("odd_filter = regtest_catalog:OddFilter\n")
+    ops = {op["name"]: op for op in listing(env)["ops"]}
+    assert ops["odd_filter"]["status"] == "failed"
+    assert ops["odd_filter"]["error"].startswith("cannot be described: PydanticInvalidForJsonSchema")
+    assert ops["shout_filter"]["status"] == "ok"

@@ -16,7 +16,19 @@ def builtins() -> list[dict]:
     return [op for op in describe_all() if op["distribution"] == "dataflow-cli"]
 
 
+def declared_builtins() -> set[str]:
+    """Operator names pyproject.toml registers (what a reinstall would make visible)."""
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    table = text.split('[project.entry-points."dataflow.operators"]', 1)[1].split("\n[", 1)[0]
+    return {m.group(1) for m in re.finditer(r"^([\w-]+)\s*=", table, re.MULTILINE)}
+
+
 def test_docs_are_current():
+    installed = {op["name"] for op in builtins()}
+    assert installed == declared_builtins(), (
+        "the installed entry points differ from pyproject.toml: reinstall first "
+        "(`pip install --no-deps -e .`; `make docs` does it), then regenerate the docs"
+    )
     assert all(op["status"] == "ok" for op in builtins())
     expected = render(builtins(), COMMAND)
     current = DOCS.read_text(encoding="utf-8") if DOCS.exists() else ""

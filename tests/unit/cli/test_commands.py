@@ -55,7 +55,7 @@ def test_example_stage_snippet_is_valid_yaml(cli):
 
 def test_schema_validates_ready_pipelines_and_operator_params(cli):
     schema = json.loads(cli("schema").stdout)
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = jsonschema.validators.validator_for(schema)(schema)  # draft-07, what editors read
     for spec in (REPO / "pipelines").glob("*/pipeline.yaml"):
         validator.validate(yaml.safe_load(spec.read_text()))
     bad = yaml.safe_load((REPO / "pipelines" / "text_clean" / "pipeline.yaml").read_text())

@@ -277,6 +277,15 @@ def test_parquet_files_with_conflicting_types(tmp_path, left, right):
     assert error.location == str(second)
 
 
+def test_categorical_parquet_meets_plain_text(tmp_path):
+    first = tmp_path / "1.parquet"
+    pq.write_table(pa.table({"lang": pa.array(["en", "de", "en"]).dictionary_encode()}), first)
+    second = write_jsonl(tmp_path / "2.jsonl", [{"lang": "fr"}])
+    tables = list(iter_batches([first, second], 10))
+    assert tables[0].schema == pa.schema([("lang", pa.string())])
+    assert [row["lang"] for row in rows([first, second])] == ["en", "de", "en", "fr"]
+
+
 def test_read_schema_reports_the_conflict_before_any_data_is_read(tmp_path):
     first = write_parquet(tmp_path / "1.parquet", [{"id": 1}])
     second = write_jsonl(tmp_path / "2.jsonl", [{"id": "x"}])

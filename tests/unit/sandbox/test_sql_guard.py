@@ -19,7 +19,7 @@ from dataflow_cli.sandbox.sql import GRACE, SqlGuard, SqlLimits, _Guarded, hash_
 from tests.conftest import REPO
 
 SAMPLES = REPO / "pipelines" / "text2sql_generate" / "databases"
-TIMEOUT = 0.5
+TIMEOUT = 0.3
 RUNAWAY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
 OVERRUN = 0.1  # the goal: no query runs more than 100 ms past its limit
 

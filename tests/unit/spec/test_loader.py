@@ -103,9 +103,7 @@ def test_unset_variable_from_set_is_located_at_the_option():
     doc = parse_document('input: {path: "${A}"}\n', "s.yaml")
     apply_override(doc, "input.path=${B}")
     problems = interpolate(doc, {})
-    assert [(p[0], p[2]) for p in problems] == [
-        ("--set input.path", "environment variable `B` is not set")
-    ]
+    assert [(p[0], p[2]) for p in problems] == [("--set input.path", "environment variable `B` is not set")]
 
 
 def test_set_forgets_the_locations_of_the_value_it_replaces():

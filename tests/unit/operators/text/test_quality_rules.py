@@ -204,7 +204,9 @@ def test_c4_rules_port_datatrove_cases():
         "sentences < 5",
     ]
     lenient = C4LinesRefiner.Params(min_words=None)
-    cleaned = refine(C4LinesRefiner(lenient), ["This site uses cookies for tracking.\nAnother valid line here today."])
+    cleaned = refine(
+        C4LinesRefiner(lenient), ["This site uses cookies for tracking.\nAnother valid line here today."]
+    )
     assert cleaned == ["Another valid line here today."]
 
 
@@ -338,11 +340,16 @@ def test_fineweb_port_datatrove_cases():
     )
     assert verdict(FinewebRulesFilter(), [good]) == [None]
     listy = FinewebRulesFilter(
-        FinewebRulesFilter.Params(max_newline_word_ratio=0.1, min_punct_line_ratio=None, max_short_line_ratio=None)
+        FinewebRulesFilter.Params(
+            max_newline_word_ratio=0.1, min_punct_line_ratio=None, max_short_line_ratio=None
+        )
     )
     assert verdict(listy, ["\n".join(["a"] * 50)]) == ["dup_line_char_ratio > 0.01"]
     lists = FinewebRulesFilter.Params(
-        max_newline_word_ratio=0.1, min_punct_line_ratio=None, max_short_line_ratio=None, max_dup_line_char_ratio=None
+        max_newline_word_ratio=0.1,
+        min_punct_line_ratio=None,
+        max_short_line_ratio=None,
+        max_dup_line_char_ratio=None,
     )
     assert verdict(FinewebRulesFilter(lists), ["\n".join(["a"] * 50)]) == ["newline_word_ratio > 0.1"]
 
@@ -444,7 +451,9 @@ FRODO = (
 def test_gopher_quality_port_datatrove_cases():
     # Behaviour checks ported from datatrove's GopherQualityFilter tests (min 10, max 1000 words).
     op = GopherRulesFilter(
-        GopherRulesFilter.Params(min_words=10, max_words=1000, max_top_ngram_char_ratio={}, max_dup_ngram_char_ratio={})
+        GopherRulesFilter.Params(
+            min_words=10, max_words=1000, max_top_ngram_char_ratio={}, max_dup_ngram_char_ratio={}
+        )
     )
     texts = [
         "I am too small...",
