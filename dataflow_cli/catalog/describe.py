@@ -200,7 +200,7 @@ def _example(cls: type[Operator], info: dict[str, Any]) -> dict[str, Any]:
     """A minimal stage a user would write: required params (from the field's `examples`, else
     from a shipped pipeline that uses the operator, else a `<type>` placeholder) and optional
     params that declare examples. When that is not a valid configuration (e.g. "at least one of
-    min and max"), the params of the first shipped use that is."""
+    min and max"), the params of the smallest shipped use that is."""
     usages = [u for u in shipped_usages().get(info["name"], []) if isinstance(u.get("params"), dict)]
     params: dict[str, Any] = {}
     for p in info["params"]:
@@ -211,7 +211,7 @@ def _example(cls: type[Operator], info: dict[str, Any]) -> dict[str, Any]:
             params[p["name"]] = used if used is not None else _placeholder(_property(info, p["name"]))
     if not _valid(cls, params):
         shipped = [dict(u["params"]) for u in usages if _valid(cls, u["params"])]
-        params = shipped[0] if shipped else _one_more(cls, info, params)
+        params = min(shipped, key=len) if shipped else _one_more(cls, info, params)
     stage: dict[str, Any] = {"name": info["name"].rsplit("_", 1)[0], "op": info["name"]}
     if info["uses_llm"]:
         stage["backend"] = "default"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from dataflow_cli.cli.common import console, print_json, user_errors
+from dataflow_cli.cli.common import print_json, user_errors
 
 
 @user_errors
@@ -18,8 +18,8 @@ def validate(
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Validate a pipeline spec: structure, operators, params and column flow."""
-    from dataflow_cli.spec.model import SpecErrors
     from dataflow_cli.spec.build import load_spec
+    from dataflow_cli.spec.model import SpecErrors
 
     try:
         loaded = load_spec(spec, set_)
@@ -44,4 +44,6 @@ def validate(
             }
         )
     else:
-        console().print(f"[green]ok[/green]: `{spec}` is valid ({len(loaded.stages)} stages)")
+        # Plain click output: importing rich for one line would cost a tenth of the command.
+        typer.secho("ok", fg="green", err=True, nl=False)
+        typer.echo(f": `{spec}` is valid ({len(loaded.stages)} stages)", err=True)

@@ -95,7 +95,7 @@ def make_delta(stage: Stage, table: pa.Table, result: Any, *, sparse: bool = Tru
     if op.kind == "refine":
         columns = {}
         for logical, values in result.items():
-            column = op.input_columns.get(logical, logical)
+            column = op.input_columns.get(logical) or logical
             original = table.column(column)
             array = _as_array(values, n, who)
             columns[column] = (original, array.cast(original.type) if pa.types.is_null(array.type) else array)

@@ -222,9 +222,10 @@ class Executor:
 
     def _collect_llm_stats(self) -> None:
         for k, stats in self._llm_stats.items():
-            self.stats.stages[k].llm = stats.to_dict()
-            if self.llm is not None and self.llm.loop.is_running():
-                self.stats.stages[k].llm["in_flight"] = self.llm.in_flight(self.stages[k].backend_name)
+            summary = self.stats.stages[k].llm = stats.to_dict()
+            backend = self.stages[k].backend_name
+            if self.llm is not None and backend is not None and self.llm.loop.is_running():
+                summary["in_flight"] = self.llm.in_flight(backend)
 
     # Input ----------------------------------------------------------------------------
     def _input_batches(self) -> Iterator[tuple[int, pa.Table]]:

@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from dataflow_cli.errors import InputError
 from dataflow_cli.io import csv as csv_format
+from dataflow_cli.io import documents as documents_format
 from dataflow_cli.io import json as json_format
 from dataflow_cli.io import jsonl as jsonl_format
 from dataflow_cli.io import parquet as parquet_format
@@ -37,11 +38,12 @@ _READERS: dict[str, ModuleType] = {
     "jsonl": jsonl_format,
     "json": json_format,
     "csv": csv_format,
+    "documents": documents_format,
 }
 
 
 def _reader(path: Path) -> ModuleType:
-    return _READERS[format_for(path)]
+    return _READERS[format_for(path, documents=True)]
 
 
 def _is_empty_file(path: Path) -> bool:
@@ -106,11 +108,9 @@ def iter_batches(paths: list[Path], batch_size: int, limit: int | None = None) -
     schema = _unified_schema(paths)
     rechunker = _Rechunker(batch_size)
     remaining = limit
-    for path in paths:
+    for path, tables in _tables(paths, schema, batch_size):
         with reading(path):
-            if _is_empty_file(path):
-                continue
-            for table in _reader(path).iter_tables(path, schema, batch_size):
+            for table in tables:
                 if remaining is not None and table.num_rows >= remaining:
                     yield from rechunker.push(table.slice(0, remaining))
                     yield from rechunker.flush()
@@ -121,6 +121,25 @@ def iter_batches(paths: list[Path], batch_size: int, limit: int | None = None) -
     if rechunker.total_rows == 0:
         raise _no_rows(paths)
     yield from rechunker.flush()
+
+
+def _tables(paths: list[Path], schema: pa.Schema, batch_size: int) -> Iterator[tuple[Path, Iterator[pa.Table]]]:
+    """(file, its tables) in order; consecutive documents are read together (in parallel), and an
+    empty document is still a row (saying it is empty), unlike an empty data file."""
+    i = 0
+    while i < len(paths):
+        module = _reader(paths[i])
+        if module is documents_format:
+            j = i
+            while j < len(paths) and _reader(paths[j]) is documents_format:
+                j += 1
+            yield paths[i], documents_format.iter_tables_many(paths[i:j], schema, batch_size)
+            i = j
+            continue
+        with reading(paths[i]):
+            if not _is_empty_file(paths[i]):
+                yield paths[i], module.iter_tables(paths[i], schema, batch_size)
+        i += 1
 
 
 class _Rechunker:

@@ -15,6 +15,10 @@ FORMATS = ("parquet", "jsonl", "json", "csv")
 
 _SUFFIXES = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv"}
 
+# Documents (PDF, HTML, Markdown, text) are an input format only: one row per file (io/documents.py).
+DOCUMENT_SUFFIXES = (".pdf", ".html", ".htm", ".md", ".markdown", ".txt")
+INPUT_FORMATS = (*FORMATS, "documents")
+
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 # Rejects live in a folder of their own below the output's folder, so that a glob over the
@@ -22,11 +26,14 @@ _GLOB_CHARS = re.compile(r"[*?\[]")
 REJECTS_DIR = "rejects"
 
 
-def format_for(path: Path) -> str:
-    """Return the format name for `path` from its suffix, or raise `SpecError`."""
-    fmt = _SUFFIXES.get(Path(path).suffix.lower())
+def format_for(path: Path, *, documents: bool = False) -> str:
+    """Return the format name for `path` from its suffix, or raise `SpecError`.
+
+    `documents=True` (inputs) also knows the document suffixes, read as format "documents"."""
+    suffix = Path(path).suffix.lower()
+    fmt = _SUFFIXES.get(suffix) or ("documents" if documents and suffix in DOCUMENT_SUFFIXES else None)
     if fmt is None:
-        supported = ", ".join(f"`{suffix}`" for suffix in _SUFFIXES)
+        supported = ", ".join(f"`{suffix}`" for suffix in [*_SUFFIXES, *(DOCUMENT_SUFFIXES if documents else ())])
         raise SpecError(
             f"cannot tell the format of `{path}` from its suffix; supported suffixes are {supported}",
             hint="rename the file so that its suffix says what it contains",
@@ -48,6 +55,8 @@ def expand_inputs(pattern: str, base_dir: Path) -> list[Path]:
         files = _glob_files(str(given), Path(base_dir))
         if not files:
             raise _not_found(pattern, full, Path(base_dir), "no file matches")
+    elif full.is_dir() and (files := _documents_in(full)):
+        pass  # a folder of documents: every document file below it
     elif full.is_dir():
         raise InputError(
             f"input `{pattern}` is a directory, not a file",
@@ -58,8 +67,12 @@ def expand_inputs(pattern: str, base_dir: Path) -> list[Path]:
     else:
         files = [full]
     for path in files:
-        format_for(path)
+        format_for(path, documents=True)
     return files
+
+
+def _documents_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in DOCUMENT_SUFFIXES and p.is_file())
 
 
 def _glob_files(pattern: str, base_dir: Path) -> list[Path]:

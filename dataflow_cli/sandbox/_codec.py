@@ -37,6 +37,15 @@ class Opaque:
     def __bool__(self):
         raise TypeError(f"a {self.type_name} value cannot be checked (only plain data can)")
 
+    def __getattr__(self, name):
+        raise TypeError(f"a {self.type_name} value cannot be checked (only plain data can)")
+
+    def __iter__(self):
+        raise TypeError(f"a {self.type_name} value cannot be checked (only plain data can)")
+
+    def __len__(self):
+        raise TypeError(f"a {self.type_name} value cannot be checked (only plain data can)")
+
     def __repr__(self):
         return f"<unserializable {self.type_name}>"
 
@@ -48,7 +57,9 @@ class TooDeep(ValueError):
 def _type_name(value):
     kind = type(value)
     try:
-        return f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__qualname__
+        return (
+            f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__qualname__
+        )
     except Exception:  # a hostile metaclass: still a name
         return "object"
 
@@ -129,7 +140,7 @@ def decode(data):
         return [decode(v) for v in data]
     if not isinstance(data, dict) or len(data) != 1:
         raise ValueError("not encoded data")
-    (tag, body), = data.items()
+    ((tag, body),) = data.items()
     if tag == "t":
         return tuple(decode(v) for v in body)
     if tag == "d":
@@ -172,12 +183,53 @@ def dumps(value):
 
 
 def key(value):
-    """A short key identifying plain data `value` (arguments of a call), equal across processes."""
-    text = dumps(value)
+    """A short key identifying the arguments of a call, equal across processes for equal plain
+    data. Large values are summarised (length and a stride sample; a checksum for long strings):
+    calls are replayed in order, the key only has to tell calls apart, and recording a call must
+    not cost time proportional to a large input passed to it many times."""
+    text = dumps(_summary(value, [_KEY_BUDGET]))
     if len(text) <= 256:
         return text
     data = text.encode("utf-8", "surrogatepass")
     return f"#{len(data)}:{zlib.crc32(data):08x}:{zlib.adler32(data):08x}"
+
+
+_KEY_BUDGET = 20_000  # elements looked at per key
+_SAMPLES = 64
+
+
+def _summary(value, budget):
+    kind = type(value)
+    if kind is str or kind is bytes or kind is bytearray:
+        if len(value) <= 10_000:
+            return value
+        data = value.encode("utf-8", "surrogatepass") if kind is str else bytes(value)
+        return {"~": kind.__name__, "n": len(value), "crc": zlib.crc32(data)}
+    if kind is list or kind is tuple:
+        n = len(value)
+        if n <= min(2_000, budget[0]):
+            budget[0] -= n
+            return kind(_summary(v, budget) for v in value)
+        picks = sorted({int(i * n / _SAMPLES) for i in range(_SAMPLES)} | {n - 1}) if n else []
+        budget[0] -= len(picks)
+        return {"~": kind.__name__, "n": n, "at": [_summary(value[i], budget) for i in picks]}
+    if kind is dict:
+        n = len(value)
+        if n <= min(2_000, budget[0]):
+            budget[0] -= n
+            return {k: _summary(v, budget) for k, v in value.items()}
+        items = []
+        for k, v in value.items():
+            if len(items) == _SAMPLES:
+                break
+            items.append([k, _summary(v, budget)])
+        return {"~": "dict", "n": n, "first": items}
+    if kind is set or kind is frozenset:
+        if len(value) <= min(2_000, budget[0]):
+            budget[0] -= len(value)
+            return value
+        return {"~": kind.__name__, "n": len(value)}  # iteration order differs between processes
+    return value
 
 
 def exception_info(exc):
@@ -196,7 +248,9 @@ def exception_info(exc):
 
 
 _BUILTIN_EXCEPTIONS = {
-    name: obj for name, obj in vars(builtins).items() if isinstance(obj, type) and issubclass(obj, BaseException)
+    name: obj
+    for name, obj in vars(builtins).items()
+    if isinstance(obj, type) and issubclass(obj, BaseException)
 }
 
 
@@ -211,7 +265,11 @@ def rebuild_exception(info):
         return SolutionAborted(f"the solution raised {name}")
     for base in chain:
         try:  # some builtins want other arguments (UnicodeDecodeError): then a more general base
-            exc = base(message) if base.__name__ == name else type(name, (base,), {"__module__": "solution"})(message)
+            exc = (
+                base(message)
+                if base.__name__ == name
+                else type(name, (base,), {"__module__": "solution"})(message)
+            )
         except Exception:
             continue
         exc.__df_from_solution__ = True

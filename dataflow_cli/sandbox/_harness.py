@@ -14,9 +14,13 @@ trivially wrong stub). Its per-test outcomes are the verdict.
 import builtins
 import json
 import os
+import random
 import sys
 import time
 import types
+
+if globals().get("__package__"):  # imported as a module; in a sandbox `_codec.py` is prepended
+    from dataflow_cli.sandbox._codec import decode, dumps, exception_info, key, rebuild_exception
 
 _write = os.write
 _perf = time.perf_counter
@@ -80,14 +84,18 @@ def _pytest_module(record):
 
     class Approx:
         def __init__(self, expected, rel=None, abs=None):
-            self.expected, self.rel, self.abs = expected, 1e-6 if rel is None else rel, 1e-12 if abs is None else abs
+            self.expected, self.rel, self.abs = (
+                expected,
+                1e-6 if rel is None else rel,
+                1e-12 if abs is None else abs,
+            )
 
         def _close(self, actual, expected):
             if isinstance(expected, (list, tuple)):
                 return (
                     isinstance(actual, (list, tuple))
                     and len(actual) == len(expected)
-                    and all(self._close(a, e) for a, e in zip(actual, expected))
+                    and all(self._close(a, e) for a, e in zip(actual, expected, strict=True))
                 )
             if isinstance(expected, dict):
                 return (
@@ -95,7 +103,9 @@ def _pytest_module(record):
                     and actual.keys() == expected.keys()
                     and all(self._close(actual[k], v) for k, v in expected.items())
                 )
-            if type(actual) not in (int, float, complex) or isinstance(actual, bool) != isinstance(expected, bool):
+            if type(actual) not in (int, float, complex) or isinstance(actual, bool) != isinstance(
+                expected, bool
+            ):
                 return actual == expected
             if actual == expected:
                 return True
@@ -133,7 +143,8 @@ def _install_modules(solution_module, record):
     sys.modules["solution"] = solution_module
 
 
-def _run_step(step, ns):
+def _run_step(index, step, ns):
+    random.seed(index)  # the same random inputs in both processes
     kind = step["kind"]
     if kind in ("setup", "assert"):
         exec(compile(step["code"], "tests.py", "exec"), ns)
@@ -198,16 +209,26 @@ def record_main():
             k = key((args, kwargs))
             watched = [(i, a) for i, a in enumerate(args) if isinstance(a, (list, dict, set, bytearray))]
             watched += [(n, a) for n, a in kwargs.items() if isinstance(a, (list, dict, set, bytearray))]
-            before = [dumps(a) for _, a in watched]
-            head = '{"ev":"call","s":%d,"n":%s,"k":%s' % (state["step"], json.dumps(name), json.dumps(k))
+            before = [key(a) for _, a in watched]
+            head = f'{{"ev":"call","s":{state["step"]},"n":{json.dumps(name)},"k":{json.dumps(k)}'
+            # The tests' random numbers must not depend on what the solution draws: the judge,
+            # where it does not run, draws the same ones.
+            randomness = random.getstate()
+            tee, stdout = _Tee(sys.stdout), sys.stdout
+            sys.stdout = tee
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
                 info = exception_info(exc)
-                channel.raw(head + _mutations(watched, before) + ',"e":' + json.dumps(info) + "}")
+                tail = _mutations(watched, before) + tee.field() + ',"e":' + json.dumps(info) + "}"
+                channel.raw(head + tail)
                 raise rebuild_exception(info) from None
+            finally:
+                if sys.stdout is tee:
+                    sys.stdout = stdout
+                random.setstate(randomness)
             text = dumps(result)
-            channel.raw(head + _mutations(watched, before) + ',"r":' + text + "}")
+            channel.raw(head + _mutations(watched, before) + tee.field() + ',"r":' + text + "}")
             return decode(json.loads(text))  # the tests see plain data, never the solution's objects
 
         return call
@@ -234,7 +255,7 @@ def record_main():
         channel.emit({"ev": "step", "s": index})
         started = _perf()
         try:
-            _run_step(step, ns)
+            _run_step(index, step, ns)
         except BaseException:  # the judge decides; recording goes on with the next test
             pass
         channel.emit({"ev": "end", "s": index, "t": _perf() - started})
@@ -244,12 +265,28 @@ def record_main():
     channel.emit({"ev": "done", "maxrss_kb": usage.ru_maxrss})
 
 
+class _Tee:
+    """sys.stdout during a solution call: passes writes on and keeps them for the replay."""
+
+    def __init__(self, target):
+        self.target, self.parts = target, []
+
+    def write(self, text):
+        self.parts.append(str.__str__(text) if isinstance(text, str) else "")
+        return self.target.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self.target, name)
+
+    def field(self):
+        return ',"out":' + json.dumps("".join(self.parts)) if self.parts else ""
+
+
 def _mutations(watched, before):
     changed = []
-    for (where, arg), old in zip(watched, before):
-        new = dumps(arg)
-        if new != old:
-            changed.append("[%s,%s]" % (json.dumps(where), new))
+    for (where, arg), old in zip(watched, before, strict=True):
+        if key(arg) != old:  # changed in place: the judge's copy must change the same way
+            changed.append(f"[{json.dumps(where)},{dumps(arg)}]")
     return ',"m":[' + ",".join(changed) + "]" if changed else ""
 
 
@@ -308,6 +345,8 @@ def judge_main():
 
 
 def _answer(record, args, kwargs):
+    if record.get("out"):
+        sys.stdout.write(record["out"])
     for where, value in record.get("m", []):
         target = args[where] if isinstance(where, int) else kwargs[where]
         new = decode(value)
@@ -334,6 +373,8 @@ def _read_records():
                         record = {"n": name, "k": k, "e": dict(event["e"])}
                     else:
                         record = {"n": name, "k": k, "r": event["r"]}
+                    if isinstance(event.get("out"), str):
+                        record["out"] = event["out"]
                     if isinstance(event.get("m"), list):
                         record["m"] = [(w, v) for w, v in event["m"] if isinstance(w, (int, str))]
                     calls.setdefault(step, []).append(record)
@@ -359,7 +400,7 @@ def _judge(plan, ns, module, check, counter, state=None):
         counter["checks"] = 0
         started = _perf()
         try:
-            _run_step(step, ns)
+            _run_step(index, step, ns)
             outcome = None
         except BaseException as exc:
             outcome = exc
@@ -394,7 +435,7 @@ def _why(exc):
         return "solution exited", message
     if getattr(exc, "__df_from_solution__", False):
         return f"solution raised {name}", message
-    if isinstance(exc, TypeError) and "cannot be checked" in message:
+    if isinstance(exc, (TypeError, AttributeError)) and "cannot be checked" in message:
         return "result not plain data", message
     return f"test raised {name}", message
 

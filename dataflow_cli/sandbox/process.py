@@ -16,7 +16,7 @@ Every operator that executes model-written code goes through `Sandbox.run_python
   | `unshare` (util-linux, root or user namespaces) | own empty network namespace | a fresh host directory, removed afterwards; the rest of the host is readable and, where its permissions allow that uid, writable | own PID namespace | a fresh unprivileged uid (as root) or a user namespace |
   | `none` | **shared with the host** | a fresh host directory; the rest as the user's permissions allow | own process group (a program that leaves its session can outlive the run unless this process is root) | a fresh unprivileged uid only when this process is root |
 
-  `bwrap` is preferred, then `unshare`, then `none`. A policy states what must hold: `network:
+  `bwrap` is preferred, then `unshare`, then `none` (`DATAFLOW_SANDBOX=<mechanism>` forces one). A policy states what must hold: `network:
   off` (the default) fails the stage when no network namespace can be made and `filesystem:
   isolated` (the default) fails it without bubblewrap, each with a message saying what to
   install; `best_effort` runs anyway and the run stats say what was in force.
@@ -78,6 +78,7 @@ _TRACEBACK_LIMITS = (
     ("No space left on device", "disk limit"),
     ("Too many open files", "open files limit"),
     ("Resource temporarily unavailable", "process limit"),
+    ("can't start new thread", "process limit"),
 )
 
 
@@ -91,7 +92,10 @@ class SandboxPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     timeout_s: float = Field(
-        10.0, gt=0, le=3600, description="Wall-clock seconds a run may take; then all its processes are killed."
+        10.0,
+        gt=0,
+        le=3600,
+        description="Wall-clock seconds a run may take; then all its processes are killed.",
     )
     cpu_s: float | None = Field(
         None, gt=0, le=3600, description="CPU seconds per process (default: `timeout_s`)."
@@ -266,7 +270,9 @@ _DETECT_LOCK = threading.Lock()
 
 
 def detect_isolation(mechanism: str | None = None) -> Isolation:
-    """The strongest mechanism that works here (or `mechanism`, if it works), probed once."""
+    """The strongest mechanism that works here (or `mechanism`, or `$DATAFLOW_SANDBOX`, if it
+    works), probed once."""
+    mechanism = mechanism or os.environ.get("DATAFLOW_SANDBOX") or None
     key = (mechanism, os.geteuid())
     with _DETECT_LOCK:
         if key not in _DETECTED:
@@ -279,7 +285,9 @@ def _detect(mechanism: str | None) -> Isolation:
     tried = [mechanism] if mechanism else list(MECHANISMS)
     for name in tried:
         if name not in MECHANISMS:
-            raise ValueError(f"unknown sandbox mechanism {name!r}")
+            raise SandboxError(
+                f"unknown sandbox mechanism `{name}`", hint=f"use one of {', '.join(f'`{m}`' for m in MECHANISMS)}"
+            )
         python = _interpreter(name, root)
         if python is None:
             continue
@@ -376,7 +384,9 @@ class Sandbox:
         self, argv: list[str], *, files: dict[str, bytes | str] | None = None, stdin: bytes = b""
     ) -> ExecResult:
         """Run an executable (found on the child's PATH) under the same limits and isolation."""
-        return self._run({"main": None, "exec": list(argv), "filename": "", "argv": []}, files, stdin, False, 0)
+        return self._run(
+            {"main": None, "exec": list(argv), "filename": "", "argv": []}, files, stdin, False, 0
+        )
 
     def _run(
         self,
@@ -437,8 +447,14 @@ class Sandbox:
             env, cwd = _child_env(workdir or "/"), workdir
         try:
             return self._supervise(
-                argv, env, cwd, payload, (read_channel, write_channel), (read_status, write_status),
-                channel_limit, uid,
+                argv,
+                env,
+                cwd,
+                payload,
+                (read_channel, write_channel),
+                (read_status, write_status),
+                channel_limit,
+                uid,
             )
         finally:
             if workdir is not None:
@@ -617,8 +633,10 @@ class Sandbox:
             return "output_limit", "result too large"
         if code == 0:
             return "ok", None
-        signum = -code if code is not None and code < 0 else (code - 128 if code and 128 < code < 160 else None)
-        if signum == signal.SIGKILL and (cpu is None or cpu >= policy.cpu_seconds):
+        signum = (
+            -code if code is not None and code < 0 else (code - 128 if code and 128 < code < 160 else None)
+        )
+        if signum == signal.SIGKILL and cpu is not None and cpu >= policy.cpu_seconds:
             # RLIMIT_CPU's hard limit (a program that ignored SIGXCPU); no one else sends SIGKILL
             # to a run that is not being stopped for its time.
             return "limit", "cpu time limit"

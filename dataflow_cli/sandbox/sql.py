@@ -25,11 +25,15 @@ runs it so that it can only read, only for a bounded time, and only return a bou
   process per calling thread. SQLite looks at the progress handler only between steps of its
   virtual machine, and one step can take far longer than any limit (`printf('%.*c', 1e9, 'x')`
   builds a gigabyte in one call; `instr` and `replace` are quadratic in their inputs): a worker
-  that outlasts the limit by `GRACE` (50 ms) is killed and restarted, so the limit holds for
+  that outlasts the limit by `GRACE` (30 ms) is killed and restarted, so the limit holds for
   every query. The worker's address space is capped (`max_memory_mb`) and it gets a bare
-  environment (no secret of this process is even present in it).
+  environment (no secret of this process is even present in it). `isolation="thread"` runs
+  in this process: faster to start, but such a single step is not interrupted and memory is
+  not capped.
 
-The database file is never written: it is byte-identical after any run (the tests hash it).
+The database file is never written: it is byte-identical after any run (the tests hash it),
+and nothing is created beside it (a database in WAL mode with no log is opened immutable,
+since a read-only open would create `-wal` and `-shm` files).
 
 Connections are opened once per thread and file (keyed by the file's identity: device, inode,
 size, modification time, so an edited file is reopened) and reused, which keeps the cost per
@@ -278,6 +282,21 @@ def error_kind(message: str) -> str:
 
 
 # Guarded connections ---------------------------------------------------------------------------
+def open_flags(path: Path) -> str:
+    """URI flags that open `path` without writing anything: read-only, and for a database in
+    WAL mode with no write-ahead log beside it, immutable too (a read-only open would otherwise
+    create `-wal` and `-shm` files next to it)."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(20)
+    except OSError:
+        return "mode=ro"
+    wal = header[:16] == b"SQLite format 3\x00" and header[18:20] == b"\x02\x02"
+    if wal and not Path(f"{path}-wal").exists():
+        return "mode=ro&immutable=1"
+    return "mode=ro"
+
+
 class _Guarded:
     """One read-only connection with its authorizer and progress handler, used by one thread."""
 
@@ -286,7 +305,7 @@ class _Guarded:
         self.deadline = float("inf")
         self.timed_out = False
         self.denied: str | None = None
-        uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+        uri = f"file:{quote(str(path.resolve()))}?{open_flags(path)}"
         self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, cached_statements=64)
         try:
             self._configure()

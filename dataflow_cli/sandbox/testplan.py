@@ -52,6 +52,8 @@ MAX_TESTS = 500
 class TestsInvalid(ValueError):
     """A test file that cannot be run; `reason` is short."""
 
+    __test__ = False  # a library class, not a pytest test class
+
     def __init__(self, reason: str, detail: str = ""):
         super().__init__(reason)
         self.reason, self.detail = reason, detail
@@ -59,6 +61,7 @@ class TestsInvalid(ValueError):
 
 @dataclass
 class TestPlan:
+    __test__ = False  # a library class, not a pytest test class
     judge_steps: list[dict]
     record_steps: list[dict]
     tests: list[int]  # indices of the steps that are tests
@@ -163,7 +166,8 @@ def _has_check(node: ast.AST) -> bool:
 
 def _calls_any(node: ast.AST, functions: set[str]) -> bool:
     return any(
-        isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in functions for n in ast.walk(node)
+        isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in functions
+        for n in ast.walk(node)
     )
 
 
@@ -198,7 +202,11 @@ def _free_names(tree: ast.AST) -> list[str]:
             bound.add(node.name)
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             bound.update(node.names)
-        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "solution":
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "solution"
+        ):
             tested.add(node.attr)
     return sorted(tested | {n for n in loaded - bound if not hasattr(builtins, n)})
 
@@ -333,7 +341,9 @@ def _pure_call(node: ast.Call) -> bool:
     if isinstance(func, ast.Name):
         pure = func.id in PURE_FUNCTIONS
     elif isinstance(func, ast.Attribute):
-        pure = func.attr in PURE_METHODS or (isinstance(func.value, ast.Name) and func.value.id in PURE_MODULES)
+        pure = func.attr in PURE_METHODS or (
+            isinstance(func.value, ast.Name) and func.value.id in PURE_MODULES
+        )
     else:
         pure = False
     # An argument that is a name or a lambda might be a callback that calls the solution.
@@ -343,6 +353,7 @@ def _pure_call(node: ast.Call) -> bool:
 
 def _drop_dead_data(steps: list[dict]) -> None:
     """Drop `name = <literal>` assignments that nothing in the record version reads any more."""
+
     trees = {i: ast.parse(s["code"]) for i, s in enumerate(steps) if s["kind"] in ("setup", "assert")}
     while True:
         loaded: set[str] = set()
@@ -360,8 +371,11 @@ def _drop_dead_data(steps: list[dict]) -> None:
                         continue
                     for i, stmt in enumerate(value):
                         targets = (
-                            stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
-                            if isinstance(stmt, ast.AnnAssign) and stmt.value is not None else []
+                            stmt.targets
+                            if isinstance(stmt, ast.Assign)
+                            else [stmt.target]
+                            if isinstance(stmt, ast.AnnAssign) and stmt.value is not None
+                            else []
                         )
                         if (
                             targets

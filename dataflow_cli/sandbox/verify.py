@@ -45,6 +45,7 @@ def _program(entry: str) -> str:
 
 @dataclass
 class TestOutcome:
+    __test__ = False  # a library class, not a pytest test class
     name: str
     passed: bool
     reason: str | None = None
@@ -57,6 +58,7 @@ class TestOutcome:
 
 @dataclass
 class TestReport:
+    __test__ = False  # a library class, not a pytest test class
     outcomes: list[TestOutcome] = field(default_factory=list)
     reason: str | None = None  # the first failure's reason; None when every test passed
     detail: str | None = None
@@ -98,6 +100,8 @@ def _events(channel: bytes, limit: int = 1_000_000) -> list[dict[str, Any]]:
 
 class TestRunner:
     """Runs solutions against tests in a sandbox (thread-safe)."""
+
+    __test__ = False  # a library class, not a pytest test class
 
     def __init__(self, sandbox: Sandbox):
         self.sandbox = sandbox
@@ -150,7 +154,9 @@ class TestRunner:
         for step, name in zip(plan.tests, plan.names, strict=True):
             result = results.get(step)
             elapsed = times.get(step)
-            outcome = TestOutcome(name, False, time_s=round(elapsed, 4) if isinstance(elapsed, float) else None)
+            outcome = TestOutcome(
+                name, False, time_s=round(elapsed, 4) if isinstance(elapsed, float) else None
+            )
             if result is None:
                 outcome.reason = f"tests {judge.reason or 'ended early'}"
                 outcome.detail = judge.excerpt(300) or None
@@ -173,6 +179,7 @@ class TestRunner:
 
     def check_tests(self, tests: str) -> GuardResult:
         """Whether the tests can tell a wrong solution: the first trivial stub they accept."""
+
         try:
             plan = build_plan(tests)
         except TestsInvalid as exc:
@@ -182,9 +189,17 @@ class TestRunner:
         return self._stubs(plan)
 
     def _stubs(self, plan: TestPlan) -> GuardResult:
-        stub_plan = {"mode": "stubs", "steps": plan.judge_steps, "tests": plan.tests, "candidates": plan.free_names}
+        stub_plan = {
+            "mode": "stubs",
+            "steps": plan.judge_steps,
+            "tests": plan.tests,
+            "candidates": plan.free_names,
+        }
         judge = self.sandbox.run_python(
-            _program("judge_main"), files={"plan.json": json.dumps(stub_plan)}, filename="harness.py", channel=True
+            _program("judge_main"),
+            files={"plan.json": json.dumps(stub_plan)},
+            filename="harness.py",
+            channel=True,
         )
         stubs = [e for e in _events(judge.channel) if e["ev"] == "stub"]
         for event in stubs:
@@ -195,7 +210,9 @@ class TestRunner:
                 and all(isinstance(r, dict) and r.get("passed") is True for r in results)
             ):
                 stub = str(event.get("stub"))
-                return GuardResult(weak_stub=stub, reason="tests too weak", detail=f"a stub that {stub} passes them")
+                return GuardResult(
+                    weak_stub=stub, reason="tests too weak", detail=f"a stub that {stub} passes them"
+                )
         if not stubs and not judge.ok:
             return GuardResult(reason=f"tests {judge.reason}", detail=judge.excerpt(300) or None)
         return GuardResult()

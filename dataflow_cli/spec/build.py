@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dataflow_cli.errors import DataflowError, SpecError
 from dataflow_cli.spec.loader import apply_override, interpolate, load_document
@@ -25,10 +26,13 @@ from dataflow_cli.spec.validate import (
     check_structure,
 )
 
+if TYPE_CHECKING:
+    from dataflow_cli.llm.operator import LLMOperator
+
 
 def load_spec(path: Path, overrides: list[str] | tuple[str, ...] = (), *, check_columns: bool = True) -> Spec:
     """Load, override, interpolate, validate and build a spec; raise `SpecErrors` listing every
-    problem. `check_columns=False` skips reading the input files' heads."""
+    problem. `check_columns=False` skips the column-flow check."""
     doc = load_document(path)
     for assignment in overrides:
         apply_override(doc, assignment)
@@ -78,16 +82,13 @@ def load_spec(path: Path, overrides: list[str] | tuple[str, ...] = (), *, check_
 
 def build_stage(checked: CheckedStage, out: Collector, spec_dir: Path | None = None) -> Stage | None:
     """Construct the stage's operator; None (with the problem reported) if it refuses."""
-    from dataflow_cli.llm.backends.base import config_fields
-    from dataflow_cli.llm.operator import LLMOperator
-
     raw = checked.raw
     here = ("stages", checked.index)
     try:
         operator = checked.cls(checked.params, inputs=checked.inputs, outputs=checked.outputs)
         operator.prompt = checked.prompt_text
         operator.base_dir = spec_dir
-        if isinstance(operator, LLMOperator):
+        if operator.uses_llm and isinstance(operator, _llm_operator()):
             if not operator.template_text() and not getattr(operator.params, "messages_column", None):
                 out.add(
                     here + ("op",),
@@ -99,14 +100,25 @@ def build_stage(checked: CheckedStage, out: Collector, spec_dir: Path | None = N
         where = here + ("prompt",) if "template" in exc.reason and raw.get("prompt") else here + ("op",)
         out.add(where, exc.reason + (f" ({exc.hint})" if exc.hint else ""))
         return None
+    backend = None
+    if checked.backend:
+        from dataflow_cli.llm.backends.base import config_fields
+
+        backend = config_fields(checked.backend[1])
     return Stage(
         index=checked.index,
         name=raw["name"],
         op_name=raw["op"],
         operator=operator,
-        backend=config_fields(checked.backend[1]) if checked.backend else None,
+        backend=backend,
         backend_name=checked.backend_name,
         on_error=raw.get("on_error", "reject"),
         max_error_rate=raw.get("max_error_rate", 0.2),
         on_truncated=raw.get("on_truncated", "reject"),
     )
+
+
+def _llm_operator() -> type[LLMOperator]:
+    from dataflow_cli.llm.operator import LLMOperator  # only specs with LLM stages pay for it
+
+    return LLMOperator

@@ -393,15 +393,18 @@ def check_output(data: dict, spec_dir: Path, input_paths: list[Path], out: Colle
 
 
 def check_column_flow(stages: list[Stage], input_schema: dict[str, str], out: Collector) -> None:
-    from dataflow_cli.llm.operator import LLMOperator
-
     schema = dict(input_schema)
     origin = {column: "the input" for column in schema}
     for stage in stages:
         op = stage.operator
         here = ("stages", stage.index)
         required = op.required_columns()
-        template_vars = set(op.template_columns()) if isinstance(op, LLMOperator) else set()
+        template_vars: set[str] = set()
+        if op.uses_llm:
+            from dataflow_cli.llm.operator import LLMOperator
+
+            if isinstance(op, LLMOperator):
+                template_vars = set(op.template_columns())
         for column in required:
             if isinstance(column, str) and column not in schema:  # non-strings: schema errors
                 logical = next((k for k, v in stage.inputs.items() if v == column), None)

@@ -37,7 +37,9 @@ def test_math_reasoning_on_the_embedded_model(cli, tmp_path, monkeypatch):
     kept = read_jsonl(out / "math_sft.jsonl") if (out / "math_sft.jsonl").exists() else []
     rejected = read_jsonl(next(out.rglob("*.rejects.jsonl")))
     assert stats["rows_read"] == 2
-    assert stats["rows_read"] + stats["rows_added_by_fanout"] == stats["rows_written"] + stats["rows_rejected"]
+    assert (
+        stats["rows_read"] + stats["rows_added_by_fanout"] == stats["rows_written"] + stats["rows_rejected"]
+    )
     assert len(kept) == stats["rows_written"] and len(rejected) == stats["rows_rejected"]
     for row in rejected:  # every dropped row says where and why
         assert row["_stage"] and row["_reason"]

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import REPO, read_jsonl
 
 PIPELINES = sorted(p.parent.name for p in (REPO / "pipelines").glob("*/pipeline.yaml"))
-LLM_PIPELINES = {"sft_synthesis", "sft_filter", "math_reasoning"}
+LLM_PIPELINES = {"sft_synthesis", "sft_filter", "math_reasoning", "text2sql_generate", "text2sql_refine"}
 
 
 @pytest.fixture

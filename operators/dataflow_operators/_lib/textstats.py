@@ -19,7 +19,12 @@ import pyarrow.compute as pc
 
 from dataflow_cli.errors import DataflowError
 from dataflow_cli.operator import Evaluator
-from dataflow_operators._lib.arrow import _bytes_and_offsets, word_and_line_counts
+from dataflow_operators._lib.arrow import (
+    _ascii_space,
+    _bytes_and_offsets,
+    _multibyte_whitespace,
+    word_and_line_counts,
+)
 
 # Character classes (one byte per code point).
 OTHER, PUNCT, LETTER, UPPER, DIGIT, NUMBER, MARK, SPACE = range(8)
@@ -206,27 +211,33 @@ class TextBatch:
     @cached_property
     def word_spans(self) -> tuple[np.ndarray, np.ndarray]:
         """(start, end) of every word of `words`, as code point positions in the batch's
-        concatenated text (row r's text spans `char_offsets[r]:char_offsets[r + 1]`)."""
-        starts, ends = [], []
-        for d0, _, cps, offsets in self.code_point_chunks():
-            if len(cps) == 0:
-                continue
-            space = classify(cps) == SPACE
-            edge = np.zeros(len(cps) + 1, bool)  # a word boundary lies before position i
-            edge[1:-1] = space[1:] != space[:-1]
-            edge[offsets] = True
-            boundaries = np.flatnonzero(edge)
-            # Runs between consecutive boundaries are all space or all word (rows never share a
-            # run); keep the word runs.
-            run_starts = boundaries[:-1]
-            word = ~space[run_starts]
-            base = int(self.char_offsets[d0])
-            starts.append(run_starts[word] + base)
-            ends.append(boundaries[1:][word] + base)
-        if not starts:
+        concatenated text (row r's text spans `char_offsets[r]:char_offsets[r + 1]`).
+
+        Found on the UTF-8 bytes (whitespace as `str.split()` sees it); a byte position becomes a
+        code point position by subtracting the continuation bytes before it."""
+        data, offsets = self.utf8
+        if len(data) == 0:
             empty = np.zeros(0, np.int64)
             return empty, empty
-        return np.concatenate(starts).astype(np.int64), np.concatenate(ends).astype(np.int64)
+        space = _ascii_space(data)
+        two, three = _multibyte_whitespace(data)
+        for width, positions in ((2, two), (3, three)):
+            for k in range(width):
+                space[positions + k] = True
+        edge = np.zeros(len(data) + 1, bool)  # a word/space boundary lies before byte i
+        edge[1:-1] = space[1:] != space[:-1]
+        edge[offsets] = True
+        boundaries = np.flatnonzero(edge)
+        # Runs between consecutive boundaries are all space or all word (rows never share one).
+        run_starts = boundaries[:-1]
+        word = ~space[run_starts]
+        continuation = np.flatnonzero((data & np.uint8(0xC0)) == np.uint8(0x80))
+        starts = run_starts[word]
+        ends = boundaries[1:][word]
+        return (
+            starts - np.searchsorted(continuation, starts),
+            ends - np.searchsorted(continuation, ends),
+        )
 
     @cached_property
     def word_counts(self) -> np.ndarray:

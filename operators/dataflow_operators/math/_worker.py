@@ -103,9 +103,15 @@ class SympyComparer(Comparer):
 
         if not isinstance(a, sp.Expr) or not isinstance(b, sp.Expr):
             try:
-                return bool(a == b) or (
-                    isinstance(a, sp.Set) and isinstance(b, sp.Set) and a.symmetric_difference(b).is_empty is True
-                ) or self.fail("different values")
+                return (
+                    bool(a == b)
+                    or (
+                        isinstance(a, sp.Set)
+                        and isinstance(b, sp.Set)
+                        and a.symmetric_difference(b).is_empty is True
+                    )
+                    or self.fail("different values")
+                )
             except Exception:  # sympy comparisons of unrelated objects may raise anything
                 return self.fail("incomparable answers")
         if a.is_Rational and b.is_Rational:
@@ -148,7 +154,21 @@ def check(task: dict[str, Any]) -> dict[str, Any]:
     return {"equal": bool(result), "reason": "equal" if result else comparer.why}
 
 
+def _die_with_parent() -> None:
+    """On Linux, have the kernel kill this worker when the parent dies (even by SIGKILL), so a
+    killed run leaves no sympy process burning CPU; a closed stdin covers the other cases."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass  # best effort: without it the worker still exits when its stdin closes
+
+
 def main() -> None:
+    _die_with_parent()
     _limit_memory()
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the protocol

@@ -55,7 +55,9 @@ class MathAnswerGenerator(LLMOperator, Generator):
 
     class Params(LLMParams):
         n: int = Field(1, ge=1, le=256, description="Solutions per problem.")
-        collect: bool = Field(False, description="Keep the samples in one list column instead of one row each.")
+        collect: bool = Field(
+            False, description="Keep the samples in one list column instead of one row each."
+        )
 
     def active_outputs(self) -> list[str]:
         return ["solutions"] if self.params.collect else ["solution", "sample"]

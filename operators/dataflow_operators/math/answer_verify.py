@@ -17,17 +17,26 @@ class VerifyParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rel_tol: float = Field(
-        1e-9, ge=0, le=0.01, description="Relative tolerance of numeric equality (0: exact). Rounding never passes."
+        1e-9,
+        ge=0,
+        le=0.01,
+        description="Relative tolerance of numeric equality (0: exact). Rounding never passes.",
     )
     percent: Literal["either", "fraction", "number"] = Field(
-        "either", description="What `50%` equals: 0.5 or 50 (`either`), only 0.5 (`fraction`), only 50 (`number`)."
+        "either",
+        description="What `50%` equals: 0.5 or 50 (`either`), only 0.5 (`fraction`), only 50 (`number`).",
     )
     strip_units: bool = Field(True, description="Ignore units and words after a number (`5 cm` is 5).")
     bare_max_chars: int = Field(
-        120, ge=0, description="A reply with no box or answer statement counts as its answer when it is one line of at most this many characters (0: never)."
+        120,
+        ge=0,
+        description="A reply with no box or answer statement counts as its answer when it is one line of at most this many characters (0: never).",
     )
     time_limit: float = Field(
-        5.0, gt=0, le=600, description="Seconds per sympy check; a worker still busy then is killed and the row fails with `timeout`."
+        5.0,
+        gt=0,
+        le=600,
+        description="Seconds per sympy check; a worker still busy then is killed and the row fails with `timeout`.",
     )
     workers: int = Field(2, ge=1, le=64, description="Worker processes for sympy checks.")
     memory_mb: int = Field(2048, ge=256, description="Address-space cap of each sympy worker, in MiB.")

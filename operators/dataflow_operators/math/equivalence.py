@@ -83,35 +83,57 @@ _SIZING = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|b
 _CONNECTIVES = {"and", "or", ",", ""}
 
 
+# (pattern, replacement) applied in order by `clean` to text with a backslash in it.
+_LATEX_RULES = [
+    (re.compile(r"\\[()\[\]]"), " "),  # \( \) \[ \]
+    (re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree"), " "),
+    (re.compile(r"(?<=\d)\\[,;:! ](?=\d{3}(?!\d))"), ""),  # 1\,000 and 1\!000
+    (re.compile(r"(?<!\\)\\[,;:!> ]"), " "),  # spacing; `\\` (a matrix row break) stays
+]
+_RELATION_RULES = [
+    (re.compile(r"\\(?:dfrac|tfrac|cfrac)"), r"\\frac"),
+    (re.compile(r"\\(?:leqslant|leq|le)(?![a-zA-Z])"), "<="),
+    (re.compile(r"\\(?:geqslant|geq|ge)(?![a-zA-Z])"), ">="),
+    (re.compile(r"\\(?:neq|ne)(?![a-zA-Z])"), "!="),
+    (re.compile(r"\\lt(?![a-zA-Z])"), "<"),
+    (re.compile(r"\\gt(?![a-zA-Z])"), ">"),
+    (re.compile(r"\\(?:approx|simeq|equiv)(?![a-zA-Z])"), "="),
+    (re.compile(r"\\varnothing(?![a-zA-Z])"), r"\\emptyset"),
+    (re.compile(r"\\(?:dots|ldots|cdots)(?![a-zA-Z])"), "..."),
+    (re.compile(r"\\therefore|\\implies|\\Rightarrow|\\rightarrow"), " "),
+    (re.compile(r"\\mathbb\s*\{?\s*R\s*\}?"), r"(-\\infty, \\infty)"),
+]
+_DOLLAR = re.compile(r"(?<!\\)\$")
+_SPACES = re.compile(r"\s+")
+_ALL_REALS = re.compile(r"\ball real numbers\b", re.I)
+
+
+@lru_cache(maxsize=16384)
 def clean(text: str, strip_units: bool = True) -> str:
     """Answer text without math delimiters, sizing, font wrappers, degree marks and currency."""
     s = text.strip()
-    for char, repl in _UNICODE.items():
-        if char in s:
-            s = s.replace(char, repl)
-    s = re.sub(r"(?<!\\)\$", " ", s)  # math delimiters; `\$` is currency
-    s = re.sub(r"\\[()\[\]]", " ", s) if re.search(r"\\[(\[]", s) else s
-    s = _SIZING.sub("", s.replace("\\left.", "").replace("\\right.", ""))
-    s = s.replace("\\displaystyle", " ").replace("\\$", " ").replace("\\%", "%")
-    s = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree", " ", s)
-    s = s.replace("{,}", ",")
-    s = re.sub(r"(?<=\d)\\[,;:! ](?=\d{3}(?!\d))", "", s)  # 1\,000 and 1\!000
-    s = re.sub(r"(?<!\\)\\[,;:!> ]|~", " ", s)  # spacing; `\\` (a matrix row break) stays
-    s = _unwrap(s, strip_units)
-    s = re.sub(r"\\(?:dfrac|tfrac|cfrac)", r"\\frac", s)
-    s = re.sub(r"\\(?:leqslant|leq|le)(?![a-zA-Z])", "<=", s)
-    s = re.sub(r"\\(?:geqslant|geq|ge)(?![a-zA-Z])", ">=", s)
-    s = re.sub(r"\\(?:neq|ne)(?![a-zA-Z])", "!=", s)
-    s = re.sub(r"\\lt(?![a-zA-Z])", "<", s)
-    s = re.sub(r"\\gt(?![a-zA-Z])", ">", s)
-    s = re.sub(r"\\(?:approx|simeq|equiv)(?![a-zA-Z])", "=", s)
-    s = re.sub(r"\\(?:varnothing)(?![a-zA-Z])", r"\\emptyset", s)
-    s = re.sub(r"\\(?:dots|ldots|cdots)(?![a-zA-Z])", "...", s)
-    s = re.sub(r"\\therefore|\\implies|\\Rightarrow|\\rightarrow|=>", " ", s)
-    s = re.sub(r"\\mathbb\s*\{?\s*R\s*\}?|\ball real numbers\b", r"(-\\infty, \\infty)", s)
-    s = re.sub(r"\s+", " ", s).strip()
+    if not s.isascii():
+        for char, repl in _UNICODE.items():
+            if char in s:
+                s = s.replace(char, repl)
+    if "$" in s:
+        s = _DOLLAR.sub(" ", s)  # math delimiters; `\$` is currency
+    s = s.replace("{,}", ",").replace("~", " ")
+    if "\\" in s:
+        s = _SIZING.sub("", s.replace("\\left.", "").replace("\\right.", ""))
+        s = s.replace("\\displaystyle", " ").replace("\\$", " ").replace("\\%", "%")
+        for pattern, repl in _LATEX_RULES:
+            s = pattern.sub(repl, s)
+        s = _unwrap(s, strip_units)
+        for pattern, repl in _RELATION_RULES:
+            s = pattern.sub(repl, s)
+    s = s.replace("=>", " ")
+    if "all real" in s.lower():
+        s = _ALL_REALS.sub(r"(-\\infty, \\infty)", s)
+    s = _SPACES.sub(" ", s).strip()
     s = s.rstrip(".;,").strip()
-    s = re.sub(r"^=\s*", "", s)  # "\approx 3.14" / "= 5": the value
+    if s.startswith("="):  # "\approx 3.14" / "= 5": the value
+        s = s[1:].strip()
     return s
 
 
@@ -228,7 +250,9 @@ def parse_answer(text: str, choices: bool = False, strip_units: bool = True) -> 
         m = _CHOICE.match(s)
         if m is None:
             return ("text", text_form(s))
-        more = re.match(r"\s*(?:,|and|or|&|\\&)\s*[(\[]?\s*([A-Ja-j])\s*[)\]]?(?=$|[\s.,)])", s[m.end() :], re.I)
+        more = re.match(
+            r"\s*(?:,|and|or|&|\\&)\s*[(\[]?\s*([A-Ja-j])\s*[)\]]?(?=$|[\s.,)])", s[m.end() :], re.I
+        )
         if more:
             return ("list", (("choice", m.group(1).upper()), ("choice", more.group(1).upper())))
         return ("choice", m.group(1).upper())
@@ -245,9 +269,11 @@ def parse_pair(answer: str, gold: str, options: Options) -> tuple[Value, Value]:
     return parse_answer(gold, False, options.strip_units), parse_answer(answer, False, options.strip_units)
 
 
+@lru_cache(maxsize=8192)
 def is_choice(text: str) -> bool:
     """A gold answer that is a multiple-choice letter: `B`, `(B)`, `B)`, `\\text{(B)}`."""
-    return re.fullmatch(r"[(\[]?\s*[A-J]\s*[)\].]?", clean(text)) is not None
+    t = clean(text)
+    return re.fullmatch(r"[(\[]?\s*[A-J]\s*[)\].]?|\(\s*[a-j]\s*\)", t) is not None
 
 
 def _parse_list(s: str, strip_units: bool) -> Value:
@@ -383,22 +409,29 @@ _TRAILING_WORDS = re.compile(
 _TRAILING_LETTER = re.compile(
     r"(?<=[\d})])\s+[" + _UNIT_LETTERS + r"](?:\s*/\s*[a-zA-Z]+)?(?:\s*\^\s*\{?[23]\}?)?\s*$"
 )
-_ATTACHED_UNIT = re.compile(r"(?<=\d)(?:" + _KNOWN_UNITS + r")(?:\s*/\s*[a-zA-Z]+)?\s*$")
+_ATTACHED_UNIT = re.compile(r"(?<=\d)(?:" + _KNOWN_UNITS + r"|m|s|g|L)(?:\s*/\s*[a-zA-Z]+)?\s*$")
 _TEXT = re.compile(r"[A-Za-z][A-Za-z\s'\-]*")
 _ARTICLES = re.compile(r"^(?:the|a|an)\s+")
 _MIXED = re.compile(r"([-+]?)(\d+)\s*\\frac\s*\{(\d+)\}\s*\{(\d+)\}|([-+]?)(\d+)\s+(\d+)\s*/\s*(\d+)")
 
 
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+|\\frac\{\d+\}\{\d+\})")
+
+
 def _strip_units(s: str) -> str:
+    """`5 cm`, `12 square units`, `2\\sqrt{3} meters` -> the value. A single letter (`5 m`, `10m`)
+    or a unit written against the number only counts after a plain number: `3 + 2m` keeps its m."""
     for _ in range(3):
-        m = _TRAILING_WORDS.search(s) or _TRAILING_LETTER.search(s) or _ATTACHED_UNIT.search(s)
+        m = _TRAILING_WORDS.search(s)
+        short = m is None
+        m = m or _TRAILING_LETTER.search(s) or _ATTACHED_UNIT.search(s)
         if m is None:
             return s
         words = re.findall(r"[a-zA-Z]+", m.group())
         if any(w.lower() in MATH_WORDS for w in words):
             return s
         rest = s[: m.start()].strip()
-        if not rest:
+        if not rest or (short and not _PLAIN_NUMBER.fullmatch(rest)):
             return s
         s = rest
     return s
@@ -512,6 +545,8 @@ def render_value(value: Value) -> str:
 
 
 # Comparison --------------------------------------------------------------------------------
+# A point where an expression is undefined (division by zero, log of 0, ordering a complex number).
+_UNDEFINED_HERE = (NotExact, ZeroDivisionError, ValueError, OverflowError, TypeError)
 _POINTS = ("0.5772156649015329", "1.6180339887498949", "-0.7390851332151607", "2.2360679774997897",
            "-1.4142135623730951", "0.3183098861837907", "1.3247179572447460", "-2.5029078750958928")  # fmt: skip
 _FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
@@ -573,7 +608,9 @@ class Comparer:
         if {g, p} == {"list", "seq"}:
             seq, listed = (gold, pred) if g == "seq" else (pred, gold)
             if seq[1] == "{":
-                return self.unordered(gold[-1] if g == "seq" else gold[1], pred[-1] if p == "seq" else pred[1])
+                return self.unordered(
+                    gold[-1] if g == "seq" else gold[1], pred[-1] if p == "seq" else pred[1]
+                )
             return self.ordered(gold[-1] if g == "seq" else gold[1], pred[-1] if p == "seq" else pred[1])
         if g == p == "map":
             names_g = [n for n, _ in gold[1]]
@@ -594,6 +631,10 @@ class Comparer:
             return self.ordered(sum(gold[1], ()), sum(pred[1], ()))
         if {g, p} == {"matrix", "seq"}:
             matrix, seq = (gold, pred) if g == "matrix" else (pred, gold)
+            rows = _nested_rows(seq)
+            if rows is not None:  # [[1, 2], [3, 4]] written as nested brackets
+                as_matrix = ("matrix", rows)
+                return self.equal(gold, as_matrix) if g == "matrix" else self.equal(as_matrix, pred)
             if seq[1] == "{" or (len(matrix[1]) > 1 and len(matrix[1][0]) > 1):
                 return self.fail("a matrix against a sequence")
             if seq[1] != "(" or seq[2] != ")":
@@ -611,7 +652,11 @@ class Comparer:
         return self.fail(f"{_KIND_NAMES.get(g, g)} against {_KIND_NAMES.get(p, p)}")
 
     def raw(self, gold: Value, pred: Value) -> bool | None:
-        if gold[0] == pred[0] == "raw" and gold[1] and re.sub(r"\s", "", gold[1]) == re.sub(r"\s", "", pred[1]):
+        if (
+            gold[0] == pred[0] == "raw"
+            and gold[1]
+            and re.sub(r"\s", "", gold[1]) == re.sub(r"\s", "", pred[1])
+        ):
             return True
         return None  # the sympy worker parses what this parser cannot
 
@@ -664,7 +709,11 @@ class Comparer:
         results = [self.leaf(a, b) for a in readings(gold, pred) for b in readings(pred, gold)]
         if True in results:
             return True
-        return None if None in results else self.fail(self.why if self.why != "not equal" else "different values")
+        return (
+            None
+            if None in results
+            else self.fail(self.why if self.why != "not equal" else "different values")
+        )
 
     def leaf(self, a: Node, b: Node) -> bool | None:
         if a == b:  # the same tree: equal without arithmetic (even 10^{10^{10}})
@@ -692,7 +741,7 @@ class Comparer:
                 x, y = numeric_value(a, env), numeric_value(b, env)
             except TooBig:
                 return None
-            except (NotExact, ZeroDivisionError, ValueError, OverflowError):
+            except _UNDEFINED_HERE:
                 continue
             close = self.close(x, y)
             if close is None:
@@ -743,12 +792,15 @@ class Comparer:
         ctx = mp()
         ratios = []
         for t in range(6):
-            env = {n: ctx.mpf(_POINTS[(t * 3 + k * 5) % len(_POINTS)]) + k * ctx.mpf("0.0137") for k, n in enumerate(names)}
+            env = {
+                n: ctx.mpf(_POINTS[(t * 3 + k * 5) % len(_POINTS)]) + k * ctx.mpf("0.0137")
+                for k, n in enumerate(names)
+            }
             try:
                 x, y = numeric_value(f, env), numeric_value(h, env)
             except TooBig:
                 return None
-            except (NotExact, ZeroDivisionError, ValueError, OverflowError):
+            except _UNDEFINED_HERE:
                 continue
             if y == 0 or x == 0:
                 if self.close(x, y):
@@ -801,6 +853,16 @@ class Comparer:
 _KIND_NAMES = {"expr": "a value", "text": "text", "seq": "a tuple or interval", "rel": "a relation",
                "matrix": "a matrix", "empty": "the empty set", "choice": "a choice", "union": "a union",
                "map": "named values", "list": "several answers"}  # fmt: skip
+
+
+def _nested_rows(seq: Value) -> tuple | None:
+    """The rows of `[[1, 2], [3, 4]]` (a sequence of equally long bracketed rows), else None."""
+    rows = seq[3]
+    if seq[1] == "{" or len(rows) < 1 or any(r[0] != "seq" or r[1] == "{" for r in rows):
+        return None
+    if len({len(r[3]) for r in rows}) != 1:
+        return None
+    return tuple(r[3] for r in rows)
 
 
 def _name_key(name: str) -> str:

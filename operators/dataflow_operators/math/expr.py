@@ -81,7 +81,12 @@ def tokenize(text: str) -> list[tuple[str, str]]:
 def parse_expr(text: str) -> Node:
     """The tree of one expression; raises ExprError when it is not one."""
     parser = _Parser(tokenize(text))
-    node = parser.sum()
+    try:
+        node = parser.sum()
+    except ExprError:
+        raise
+    except (ValueError, ArithmeticError) as exc:  # e.g. a malformed number literal
+        raise ExprError(str(exc)) from None
     if parser.peek() != _END:
         raise ExprError(f"unexpected {parser.peek()[1]!r}")
     return node
@@ -228,7 +233,13 @@ class _Parser:
         if kind == "sci":
             mantissa, _, exponent = value.lower().partition("e")
             if abs(int(exponent)) > 400:
-                return ("mul", (("num", Fraction(mantissa)), ("pow", ("num", Fraction(10)), ("num", Fraction(int(exponent))))))
+                return (
+                    "mul",
+                    (
+                        ("num", Fraction(mantissa)),
+                        ("pow", ("num", Fraction(10)), ("num", Fraction(int(exponent)))),
+                    ),
+                )
             return ("num", Fraction(mantissa) * Fraction(10) ** int(exponent))
         if kind == "word":
             return self.word(value)
@@ -522,7 +533,9 @@ def _exact_root(base: Fraction, exponent: Fraction) -> Fraction:
         raise NotExact("root too large")
     if base < 0:
         raise NotExact("root of a negative number")
-    root = Fraction(_int_root(base.numerator, exponent.denominator), _int_root(base.denominator, exponent.denominator))
+    root = Fraction(
+        _int_root(base.numerator, exponent.denominator), _int_root(base.denominator, exponent.denominator)
+    )
     if root**exponent.denominator != base:
         raise NotExact("irrational root")
     if root == 0 and exponent < 0:
@@ -659,8 +672,10 @@ def _function(ctx, name: str, args: list) -> Any:
             raise NotExact("floor of a complex number")
         return getattr(ctx, name)(x)
     if name == "fact":
-        if ctx.im(x) != 0 or x < 0 or x > 10**6:
-            raise TooBig("factorial out of range") if x > 0 else NotExact("factorial of a negative")
+        if ctx.im(x) != 0 or x < 0:
+            raise NotExact("factorial of a negative or complex number")
+        if x > 10**6:
+            raise TooBig("factorial out of range")
         return ctx.factorial(x)
     if name == "binom":
         return ctx.binomial(x, args[1])

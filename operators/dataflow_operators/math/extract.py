@@ -92,7 +92,12 @@ def match_brace(text: str, open_index: int) -> int | None:
 def _unbox(content: str) -> str:
     inner = content.strip()
     boxes = find_boxes(inner)
-    if len(boxes) == 1 and boxes[0].start == 0 and boxes[0].end == len(inner) and boxes[0].content is not None:
+    if (
+        len(boxes) == 1
+        and boxes[0].start == 0
+        and boxes[0].end == len(inner)
+        and boxes[0].content is not None
+    ):
         return boxes[0].content.strip()
     return inner
 
@@ -113,13 +118,14 @@ def _joined(between: str) -> bool:
 _STATEMENTS = [
     re.compile(r"final\s+answer\s*(?:is|:|=|would\s+be)?\s*:?", re.I),
     re.compile(r"\b(?:the\s+)?answer\s+(?:is|would\s+be|should\s+be|=)\s*:?", re.I),
+    re.compile(r"\bthe\s+correct\s+(?:option|choice)\s+is\s*:?", re.I),
     re.compile(r"(?:^|\n)\s*(?:\*\*|__)?\s*answer\s*(?:\*\*|__)?\s*:(?:\*\*|__)?", re.I),
     re.compile(r"\\text(?:bf)?\{\s*answer\s*:?\s*\}\s*:?", re.I),
     re.compile(r"(?:^|\n)\s*####\s*"),
 ]
 _HEDGES = re.compile(
     r"\b(?:maybe|perhaps|possibly|probably|likely|i\s+think|i\s+believe|i\s+guess|not\s+sure|"
-    r"either|could\s+be|might\s+be|unsure)\b",
+    r"either|(?:could|might|may)(?:\s+also)?\s+be|unsure|or\s+possibly)\b",
     re.I,
 )
 _APPROX = re.compile(r"^(?:approximately|approx\.?|about|around|roughly|exactly|just|only)\s+", re.I)
@@ -155,6 +161,8 @@ def extract_answer(text: str | None, bare_max_chars: int | None = 120) -> Extrac
         return statement
     line = text.strip()
     if bare_max_chars is None or ("\n" not in line and len(line) <= bare_max_chars):
+        if bare_max_chars is not None and _HEDGES.search(_without_math(line)):
+            return Extraction(None, "none", "hedged answer")
         return _checked(Extraction(_strip_statement(line), "bare"))
     return Extraction(None, "none", "no final answer")
 
@@ -171,7 +179,11 @@ def _last_statement(text: str) -> Extraction | None:
     best: re.Match | None = None
     for pattern in _STATEMENTS:
         for m in pattern.finditer(text):
-            if best is None or m.start() > best.start() or (m.start() == best.start() and m.end() > best.end()):
+            if (
+                best is None
+                or m.start() > best.start()
+                or (m.start() == best.start() and m.end() > best.end())
+            ):
                 best = m
     if best is None:
         return None
@@ -214,7 +226,9 @@ def _strip_statement(line: str) -> str:
     s = re.split(r"(?<!\\)\.\s+(?=[A-Z])", s, maxsplit=1)[0]
     s = _APPROX.sub("", s)
     s = _math_segments(s)
-    s = re.sub(r",?\s+(?:which|that is|i\.e\.|or equivalently|since|because|as)\b.*$", "", s, flags=re.S | re.I)
+    s = re.sub(
+        r",?\s+(?:which|that is|i\.e\.|or equivalently|since|because|as)\b.*$", "", s, flags=re.S | re.I
+    )
     s = re.sub(r"(?<=\S)\s+\([^()]*[a-zA-Z]{2,}[^()]*\)\s*\.?$", "", s)  # "12 (a dozen)"
     s = s.rstrip(" .;,!")
     if s.startswith("$$") and s.endswith("$$") and len(s) > 4:
@@ -231,13 +245,13 @@ _SEGMENT = re.compile(r"(?<!\\)\$\$?(.+?)(?<!\\)\$\$?", re.S)
 
 
 def _math_segments(s: str) -> str:
-    """"$\\frac{1}{2}$, which is 0.5" -> "\\frac{1}{2}": the first math segment, plus the ones
+    """ "$\\frac{1}{2}$, which is 0.5" -> "\\frac{1}{2}": the first math segment, plus the ones
     joined to it by "and"/"or"/commas ("$x = 3$ or $x = 4$"), when only words precede it."""
     segments = list(_SEGMENT.finditer(s))
     if not segments or re.search(r"[\d+\-*/^=]", s[: segments[0].start()]):
         return s
     parts = [segments[0].group(1)]
-    for previous, segment in zip(segments, segments[1:]):
+    for previous, segment in zip(segments, segments[1:], strict=False):
         between = s[previous.end() : segment.start()]
         if not re.fullmatch(r"\s*(?:,|;|and|or)?\s*", between):
             break

@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import queue
 import selectors
 import subprocess
 import sys
@@ -82,7 +83,7 @@ class VerifyPool:
         self.kills = 0  # workers killed at their time limit (for stats and benches)
 
     def _spawn(self) -> _Worker:
-        return _Worker(self.memory_mb)
+        return _on_spawner_thread(lambda: _Worker(self.memory_mb))
 
     def run(self, tasks: list[dict[str, Any]], time_limit: float) -> list[dict[str, Any]]:
         with self.lock:
@@ -155,6 +156,39 @@ class VerifyPool:
             for worker in self.workers:
                 worker.kill()
             self.workers = []
+
+
+# Workers ask the kernel to kill them when their parent dies (PR_SET_PDEATHSIG), but "parent"
+# there is the thread that started them: a worker started by an executor thread would die with
+# that thread. So every worker is started by one long-lived thread.
+_spawn_requests: queue.Queue = queue.Queue()
+_spawner: threading.Thread | None = None
+_spawner_lock = threading.Lock()
+
+
+def _serve_spawns() -> None:
+    while True:
+        make, box, done = _spawn_requests.get()
+        try:
+            box.append(make())
+        except BaseException as exc:  # noqa: BLE001  handed back to the caller, raised there
+            box.append(exc)
+        done.set()
+
+
+def _on_spawner_thread(make):
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None or not _spawner.is_alive():
+            _spawner = threading.Thread(target=_serve_spawns, name="dataflow-math-spawner", daemon=True)
+            _spawner.start()
+    box: list = []
+    done = threading.Event()
+    _spawn_requests.put((make, box, done))
+    done.wait()
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return box[0]
 
 
 _pools: dict[tuple[int, int], VerifyPool] = {}

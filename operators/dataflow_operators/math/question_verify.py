@@ -85,13 +85,16 @@ class MathQuestionVerifyFilter(LLMOperator, Filter):
                         f"unknown check `{stage}`: use one of {', '.join(CHECKS)} or give its prompt in `stage_templates`"
                     )
             if self.template is not None:
-                raise ValueError("every check has its own prompt: set `stage_templates` instead of `template`")
+                raise ValueError(
+                    "every check has its own prompt: set `stage_templates` instead of `template`"
+                )
             return self
 
     def __init__(self, params=None, inputs=None, outputs=None):
         super().__init__(params, inputs, outputs)
         self.templates = {
-            stage: self.params.stage_templates.get(stage) or default_prompt(f"math_question_check_{stage}", domain="math")
+            stage: self.params.stage_templates.get(stage)
+            or default_prompt(f"math_question_check_{stage}", domain="math")
             for stage in self.params.stages
         }
 
@@ -158,7 +161,9 @@ class MathQuestionVerifyFilter(LLMOperator, Filter):
         for stage in self.params.stages:
             if not active:
                 break
-            answers = self.ask_messages([self.stage_messages(stage, rows[i]) for i in active], 1, self.json_schema())
+            answers = self.ask_messages(
+                [self.stage_messages(stage, rows[i]) for i in active], 1, self.json_schema()
+            )
             still = []
             for i, (answer,) in zip(active, answers, strict=True):
                 value, why, text = self.parsed(answer, rows[i])

@@ -11,8 +11,11 @@ runaway sympy call cannot stall the run, whatever thread the verifier runs on (m
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import asdict, dataclass
+from fractions import Fraction
+from functools import lru_cache
 
 from dataflow_operators.math.equivalence import Comparer, Options, parse_pair, render_value
 from dataflow_operators.math.extract import extract_answer
@@ -40,13 +43,40 @@ class _Pending:
     gold_canonical: str
 
 
+@lru_cache(maxsize=8192)
 def gold_answer(gold: str) -> str | None:
     """The answer part of a gold field: a boxed or `####` answer in a full solution, else all of it."""
     return extract_answer(gold, bare_max_chars=None).answer
 
 
+_INTEGER_OR_DECIMAL = re.compile(r"([-+]?)(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?")
+_FRACTION = re.compile(r"([-+]?)(?:\\[dt]?frac\{(\d+)\}\{(\d+)\}|(\d+)/(\d+))")
+
+
+def quick_number(text: str) -> Fraction | None:
+    """The value of a plain number (`-12`, `1,000`, `0.25`, `3/4`, `\\frac{3}{4}`), else None.
+    Most answers are plain numbers: they skip parsing altogether."""
+    t = text.strip().strip("$").strip()
+    m = _INTEGER_OR_DECIMAL.fullmatch(t)
+    if m:
+        value = Fraction(m.group(2).replace(",", "") + (m.group(3) or ""))
+        return -value if m.group(1) == "-" else value
+    m = _FRACTION.fullmatch(t)
+    if m:
+        numerator, denominator = (m.group(2), m.group(3)) if m.group(2) else (m.group(4), m.group(5))
+        if int(denominator) == 0:
+            return None
+        value = Fraction(int(numerator), int(denominator))
+        return -value if m.group(1) == "-" else value
+    return None
+
+
 def compare_fast(answer: str, gold: str, options: Options) -> tuple[bool | None, str, str, str]:
     """(equal or None if sympy must decide, reason, canonical answer, canonical gold)."""
+    a, b = quick_number(answer), quick_number(gold)
+    if a is not None and b is not None:
+        equal = a == b or abs(a - b) <= Fraction(options.rel_tol) * max(abs(a), abs(b))
+        return equal, "equal" if equal else "different values", str(a), str(b)
     g, p = parse_pair(answer, gold, options)
     comparer = Comparer(options)
     try:
@@ -88,7 +118,9 @@ class AnswerVerifier:
             if gold_text is None:
                 verdicts[i] = Verdict(False, "no gold answer", extraction.answer, method="none")
                 continue
-            result, reason, canonical, gold_canonical = compare_fast(extraction.answer, gold_text, self.options)
+            result, reason, canonical, gold_canonical = compare_fast(
+                extraction.answer, gold_text, self.options
+            )
             if result is None:
                 pending.append(_Pending(i, extraction.answer, gold_text, canonical, gold_canonical))
                 continue
@@ -97,10 +129,7 @@ class AnswerVerifier:
             from dataflow_operators.math.pool import shared_pool
 
             pool = shared_pool(self.workers, self.memory_mb)
-            tasks = [
-                {"answer": p.answer, "gold": p.gold, "options": asdict(self.options)}
-                for p in pending
-            ]
+            tasks = [{"answer": p.answer, "gold": p.gold, "options": asdict(self.options)} for p in pending]
             with self._lock:
                 self.sympy_checks += len(tasks)
             for p, result in zip(pending, pool.run(tasks, self.time_limit), strict=True):

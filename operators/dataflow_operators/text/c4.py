@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from dataflow_cli.errors import DataflowError
 from dataflow_cli.operator import Batch, Filter, Port, Refiner, Verdict
 from dataflow_operators._lib import wordlists as lists
-from dataflow_operators._lib.arrow import text_column, word_and_line_counts
+from dataflow_operators._lib.arrow import HORIZONTAL_SPACE, text_column, word_and_line_counts
 from dataflow_operators._lib.rules import Check, apply_checks, null_reason, threshold
 from dataflow_operators._lib.textstats import TextBatch, list_offsets, re2_class, row_of, segment_sum
 from dataflow_operators.text.flagged_words import (
@@ -32,6 +32,16 @@ _CITATION = r"\[\d*\]|\[edit\]|\[citation needed\]"
 
 # Python's `str.splitlines()` boundaries, which C4's reference code splits pages on.
 _LINE_BREAK = r"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x{85}\x{2028}\x{2029}]"
+
+
+_RARE_BREAK = r"[\r\x0b\x0c\x1c\x1d\x1e\x{85}\x{2028}\x{2029}]"
+
+
+# A whitespace character (as `str.isspace()`) and a word (a run of anything else), for RE2.
+_SPACE = f"[\\n\\r\\x{{85}}\\x{{2028}}\\x{{2029}}{HORIZONTAL_SPACE}]"
+
+
+_WORD = f"[^\\n\\r\\x{{85}}\\x{{2028}}\\x{{2029}}{HORIZONTAL_SPACE}]+"
 
 
 class C4LineParams(BaseModel):
@@ -95,7 +105,10 @@ def c4_lines(
 ) -> C4Lines:
     """Apply C4's line rules to every line of `text` (see `C4Lines`); `lorem_drops` and
     `curly_drops` say whether those lines drop their page (else they go on to the next checks)."""
-    split = pc.split_pattern_regex(text, _LINE_BREAK)
+    if pc.any(pc.match_substring_regex(text, _RARE_BREAK)).as_py():
+        split = pc.split_pattern_regex(text, _LINE_BREAK)
+    else:  # the usual case, 5 times faster
+        split = pc.split_pattern(text, "\n")
     lines = pc.utf8_trim_whitespace(split.flatten())
     reach = pc.greater(pc.binary_length(lines), 0).to_numpy(zero_copy_only=False)
     if params.max_word_chars is not None:
@@ -108,8 +121,7 @@ def c4_lines(
     ends = pc.and_(ends, pc.invert(pc.ends_with(lines, "...")))
     reach &= ends.to_numpy(zero_copy_only=False)
     if params.min_words is not None:
-        words, _ = word_and_line_counts(lines)
-        reach &= pc.greater_equal(words, params.min_words).to_numpy(zero_copy_only=False)
+        reach &= _at_least_words(lines, params.min_words)
     lowered = pc.utf8_lower(lines)
 
     def has(pattern: str, source: pa.Array = lowered) -> np.ndarray:
@@ -174,6 +186,15 @@ class C4LinesRefiner(Refiner):
 
 def _literal(text: str) -> str:
     return "".join(c if c.isalnum() or c == " " else f"\\x{{{ord(c):X}}}" for c in text)
+
+
+def _at_least_words(lines: pa.Array, count: int) -> np.ndarray:
+    """Lines holding at least `count` whitespace-separated words (as `str.split()`)."""
+    if count > 1000:  # beyond RE2's repetition limit
+        words, _ = word_and_line_counts(lines)
+        return pc.greater_equal(words, count).to_numpy(zero_copy_only=False)
+    pattern = f"{_WORD}(?:{_SPACE}+{_WORD}){{{count - 1}}}"
+    return pc.match_substring_regex(lines, pattern).to_numpy(zero_copy_only=False)
 
 
 def _has_long_word(lines: pa.Array, limit: int) -> np.ndarray:

@@ -83,7 +83,8 @@ class NgramDecontamFilter(Filter):
 
     The reference is read once, when the first batch arrives (not at construction, so
     `dataflow validate` stays fast), into a sorted array of 64-bit n-gram hashes (12 bytes per
-    distinct n-gram with the reference row). Its path is resolved against the current directory.
+    distinct n-gram with the reference row). A relative path is resolved against the spec file's
+    folder, like every path of a spec (the current directory when used outside a spec).
     The stage fingerprint covers the params, not the reference file's content: after editing the
     reference file in place, rerun with `--fresh`.
 
@@ -93,7 +94,7 @@ class NgramDecontamFilter(Filter):
         (none: rows are kept or dropped)
     Params:
         reference: path or glob of the reference set (JSONL, JSON, Parquet or CSV), relative to the
-            current directory.
+            spec file's folder.
         reference_column: the reference column holding the text (default "text").
         reference_id_column: a reference column naming each item in details (default: the row index).
         ngram: words per n-gram (default 13).
@@ -109,7 +110,7 @@ class NgramDecontamFilter(Filter):
         reference: str = Field(
             min_length=1,
             description="Path or glob of the reference set (.jsonl, .json, .parquet or .csv), "
-            "relative to the current directory.",
+            "relative to the spec file's folder.",
         )
         reference_column: str = Field("text", min_length=1, description="Reference column holding the text.")
         reference_id_column: str | None = Field(
@@ -132,16 +133,22 @@ class NgramDecontamFilter(Filter):
         from dataflow_cli.io.paths import expand_inputs
 
         try:
-            return {"reference": input_identity(expand_inputs(self.params.reference, Path.cwd()))}
+            return {"reference": input_identity(expand_inputs(self._located().reference, Path.cwd()))}
         except DataflowError:
             return {"reference": self.params.reference}  # reported when the stage runs
+
+    def _located(self) -> NgramDecontamFilter.Params:
+        """The params with a relative `reference` resolved against the spec file's folder."""
+        if self.base_dir is None or Path(self.params.reference).expanduser().is_absolute():
+            return self.params
+        return self.params.model_copy(update={"reference": str(Path(self.base_dir) / self.params.reference)})
 
     @property
     def reference(self) -> ReferenceGrams:
         """The reference n-grams, read on first use (batches may arrive on two threads)."""
         with self._lock:
             if self._reference is None:
-                self._reference = ReferenceGrams.load(self.params)
+                self._reference = ReferenceGrams.load(self._located())
             return self._reference
 
     def filter(self, batch: Batch) -> Verdict:

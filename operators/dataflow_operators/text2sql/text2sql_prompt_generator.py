@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from dataflow_cli.operator import Batch, Generator, Partial, Port
 from dataflow_operators._lib.prompts import default_prompt
@@ -50,6 +50,19 @@ class Text2sqlPromptGenerator(SqlDatabases, Generator):
             None,
             description="Jinja template over `schema`, `question`, `evidence`, `db_id` (default built in).",
         )
+
+        @field_validator("template")
+        @classmethod
+        def _compiles(cls, text: str | None) -> str | None:
+            from dataflow_cli.errors import SpecError
+            from dataflow_cli.prompts import compile_template
+
+            if text is not None:
+                try:
+                    compile_template(text)
+                except SpecError as exc:
+                    raise ValueError(exc.reason) from None
+            return text
 
     default_template = default_prompt("text2sql_prompt_generator", domain="text2sql")
 

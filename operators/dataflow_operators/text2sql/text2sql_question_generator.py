@@ -156,6 +156,19 @@ class Text2sqlQuestionGenerator(SchemaPrompted, LLMOperator, Generator):
                     raise ValueError(f"unknown style `{style}`{did_you_mean(style, STYLES)}")
             return styles
 
+        @field_validator("vote_template")
+        @classmethod
+        def _compiles(cls, text: str | None) -> str | None:
+            from dataflow_cli.errors import SpecError
+            from dataflow_cli.prompts import compile_template
+
+            if text is not None:
+                try:
+                    compile_template(text)
+                except SpecError as exc:
+                    raise ValueError(exc.reason) from None
+            return text
+
     default_template = default_prompt("text2sql_question_generator", domain="text2sql")
     default_vote_template = default_prompt("text2sql_question_vote", domain="text2sql")
 

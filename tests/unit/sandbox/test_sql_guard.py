@@ -161,7 +161,9 @@ def test_every_attack_is_refused_or_stopped_with_its_reason(guard, dbs, sql, rea
     assert not result.ok
     assert result.error.startswith(reason), (result.error, result.detail)
     assert result.rows == []
-    assert seconds < TIMEOUT + OVERRUN + (0.5 if guard.isolation == "process" else 0)  # + a worker start
+    # Stopped by the guard, never by waiting it out (the overrun itself is measured below,
+    # one query at a time; here a worker may also be restarting after a kill).
+    assert seconds < TIMEOUT + 1.0
 
 
 @pytest.mark.parametrize("sql, reason", SINGLE_STEP_BOMBS, ids=[a[0][:50] for a in SINGLE_STEP_BOMBS])
@@ -356,3 +358,20 @@ def test_leading_keyword():
 
 def test_grace_keeps_kills_within_the_overrun_goal():
     assert GRACE < OVERRUN / 2
+
+
+@pytest.mark.parametrize("isolation", ["thread", "process"])
+def test_a_wal_database_is_read_without_creating_files_beside_it(tmp_path, isolation):
+    path = tmp_path / "wal.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE t (a)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.commit()
+    conn.close()  # a clean close checkpoints and removes -wal and -shm
+    before = hash_file(path)
+    guard = SqlGuard(isolation=isolation)
+    assert guard.execute(path, "SELECT a FROM t").rows == [(1,)]
+    guard.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["wal.sqlite"]
+    assert hash_file(path) == before

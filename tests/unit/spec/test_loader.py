@@ -4,6 +4,7 @@ import pytest
 
 from dataflow_cli.errors import SpecError
 from dataflow_cli.spec.loader import apply_override, format_path, interpolate, parse_document
+from tests.conftest import REPO
 
 SPEC = """\
 version: 1
@@ -185,3 +186,22 @@ def test_recursive_alias_is_an_error_not_a_crash():
 def test_deep_nesting_is_an_error_not_a_crash():
     with pytest.raises(SpecError, match="nests too deeply"):
         parse_document("a: " + "[" * 50_000 + "]" * 50_000 + "\n", "deep.yaml")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        *(p.read_text(encoding="utf-8") for p in sorted(REPO.glob("pipelines/*/pipeline.yaml"))),
+        'é: "ü ${X}"\nb: [1, {c: 2}]\n',
+    ],
+)
+def test_libyaml_and_pure_python_parsers_give_the_same_document(text, monkeypatch):
+    import yaml
+
+    fast = parse_document(text, "s.yaml")
+    monkeypatch.delattr(yaml, "CSafeLoader", raising=False)
+    slow = parse_document(text, "s.yaml")
+    assert fast.data == slow.data
+    assert fast.value_locations == slow.value_locations
+    assert fast.key_locations == slow.key_locations
+    assert fast.scalar_spans == slow.scalar_spans

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
 from dataflow_operators.math.verifier import AnswerVerifier
 
 from tests.unit.operators.math.labelled_answers import CASES

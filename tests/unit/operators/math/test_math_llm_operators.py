@@ -43,7 +43,15 @@ def check_prompt(check: str, question: str) -> str:
 
 def stage_of(request: Request) -> str:
     text = request.messages[-1]["content"]
-    for stage in ("is_math", "language", "conditions", "contradiction", "completeness", "ambiguity", "solvability"):
+    for stage in (
+        "is_math",
+        "language",
+        "conditions",
+        "contradiction",
+        "completeness",
+        "ambiguity",
+        "solvability",
+    ):
         if default_prompt(f"math_question_check_{stage}", domain="math").split("Check:")[1][:40] in text:
             return stage
     return "custom"
@@ -57,7 +65,9 @@ def test_question_check_messages_are_exact():
         {"role": "system", "content": "Be strict."},
         {"role": "user", "content": check_prompt("is_math", "What is 2 + 2?")},
     ]
-    assert op.stage_messages("contradiction", row)[1]["content"] == check_prompt("contradiction", "What is 2 + 2?")
+    assert op.stage_messages("contradiction", row)[1]["content"] == check_prompt(
+        "contradiction", "What is 2 + 2?"
+    )
     assert op.json_schema() == VERDICT_SCHEMA
 
 
@@ -80,7 +90,10 @@ def test_question_check_parse_is_strict(text, error):
 
 def test_question_check_parse_accepts_a_fenced_object():
     op = MathQuestionVerifyFilter()
-    assert op.parse('```json\n{"reason": "ok", "passed": false}\n```', {}) == {"passed": False, "reason": "ok"}
+    assert op.parse('```json\n{"reason": "ok", "passed": false}\n```', {}) == {
+        "passed": False,
+        "reason": "ok",
+    }
 
 
 def test_question_checks_run_in_stages_and_stop_at_the_first_failure():
@@ -108,7 +121,10 @@ def test_question_checks_run_in_stages_and_stop_at_the_first_failure():
     assert result.failed == [None, None, "is_math: llm invalid_output", "null `question` in prompt"]
     assert result.raw == [None, None, "yes it passed: true", None]
     # Distinct requests: the engine retries an answer that does not match the schema.
-    asked = {(r.messages[-1]["content"].split("Problem:\n")[1].split("\n")[0], stage_of(r)) for r in backend.history}
+    asked = {
+        (r.messages[-1]["content"].split("Problem:\n")[1].split("\n")[0], stage_of(r))
+        for r in backend.history
+    }
     assert sorted(asked) == sorted(
         [("Good?", s) for s in ("is_math", "contradiction", "completeness", "ambiguity", "solvability")]
         + [("Clash?", "is_math"), ("Clash?", "contradiction"), ("Broken?", "is_math")]
@@ -122,11 +138,20 @@ def test_question_check_stages_can_be_reordered_skipped_and_added():
         stage_templates={"units": "Are the units consistent in: {{ question }}? Answer in JSON."},
     )
     op = MathQuestionVerifyFilter(params)
-    with bound(op, lambda r: '{"reason": "no", "passed": false}' if "units" in r.messages[-1]["content"] else '{"reason": "ok", "passed": true}') as backend:
+    with bound(
+        op,
+        lambda r: (
+            '{"reason": "no", "passed": false}'
+            if "units" in r.messages[-1]["content"]
+            else '{"reason": "ok", "passed": true}'
+        ),
+    ) as backend:
         verdict = op.process(batch(question=["How far is 3 km plus 2 kg?"]))
     assert verdict.reason.to_pylist() == ["question check `units` failed"]
     assert [stage_of(r) for r in backend.history] == ["solvability", "custom"]
-    assert backend.history[1].messages == user("Are the units consistent in: How far is 3 km plus 2 kg?? Answer in JSON.")
+    assert backend.history[1].messages == user(
+        "Are the units consistent in: How far is 3 km plus 2 kg?? Answer in JSON."
+    )
 
 
 def test_question_check_params_are_validated():
@@ -136,7 +161,9 @@ def test_question_check_params_are_validated():
         MathQuestionVerifyFilter.Params(stages=["is_math", "is_math"])
     with pytest.raises(ValidationError, match="stage_templates"):
         MathQuestionVerifyFilter.Params(template="{{ question }}")
-    op = MathQuestionVerifyFilter(MathQuestionVerifyFilter.Params(stage_templates={"is_math": "no variables"}))
+    op = MathQuestionVerifyFilter(
+        MathQuestionVerifyFilter.Params(stage_templates={"is_math": "no variables"})
+    )
     with pytest.raises(SpecError, match="must use"):
         op.template_columns()
     op = MathQuestionVerifyFilter()
@@ -238,7 +265,9 @@ def question_in(request: Request) -> str:
 def test_answer_generator_samples_n_solutions_per_question():
     op = MathAnswerGenerator(MathAnswerGenerator.Params(n=2, temperature=0.8))
     assert op.build_messages({"question": "1+1?"}) == [{"role": "user", "content": solve("1+1?")}]
-    with bound(op, lambda r: "" if question_in(r) == "empty" else f"so \\boxed{{{r.sample_index}}}") as backend:
+    with bound(
+        op, lambda r: "" if question_in(r) == "empty" else f"so \\boxed{{{r.sample_index}}}"
+    ) as backend:
         result = op.process(batch(question=["1+1?", "empty"]))
     assert result.result.columns == {"solution": ["so \\boxed{0}", "so \\boxed{1}"], "sample": [0, 1]}
     assert result.failed == [None, "empty solution"]
@@ -297,7 +326,10 @@ def test_rejection_sampling_keeps_up_to_m_and_counts_every_verified_sample():
 
 def test_rejection_sampling_without_gold_uses_the_majority_answer():
     op = rejection(k=4, m=1, min_agreement=0.5, min_votes=2)
-    answers = {"agree": ["\\boxed{3}", "\\boxed{5}", "\\boxed{3.0}", "\\boxed{3}"], "split": ["\\boxed{1}", "\\boxed{2}", "\\boxed{3}", "\\boxed{4}"]}
+    answers = {
+        "agree": ["\\boxed{3}", "\\boxed{5}", "\\boxed{3.0}", "\\boxed{3}"],
+        "split": ["\\boxed{1}", "\\boxed{2}", "\\boxed{3}", "\\boxed{4}"],
+    }
     with bound(op, lambda r: answers[question_in(r)][r.sample_index]):
         result = op.process(batch(question=["agree", "split"], answer=[None, None]))
     assert result.result.columns["reference_source"] == ["majority"]
@@ -329,14 +361,27 @@ def test_rejection_sampling_reports_the_llm_failure_when_every_request_failed():
 def test_difficulty_prompt_schema_and_strict_parse():
     op = MathDifficultyEvaluator()
     content = op.build_messages({"question": "What is 2+2?"})[0]["content"]
-    assert content.startswith("Rate how difficult the following math problem is to solve, on a scale from 1 to 10:\n")
+    assert content.startswith(
+        "Rate how difficult the following math problem is to solve, on a scale from 1 to 10:\n"
+    )
     assert "Problem:\nWhat is 2+2?\n\nAnswer with one JSON object" in content
     assert op.json_schema()["properties"]["difficulty"] == {"type": "integer", "minimum": 1, "maximum": 10}
-    assert op.parse('{"reason": "one step", "difficulty": 1}', {}) == {"difficulty": 1, "difficulty_reason": "one step"}
-    for bad in ('{"reason": "r", "difficulty": 11}', '{"reason": "r", "difficulty": "5"}', '{"reason": "r", "difficulty": true}', "difficulty: 5"):
+    assert op.parse('{"reason": "one step", "difficulty": 1}', {}) == {
+        "difficulty": 1,
+        "difficulty_reason": "one step",
+    }
+    for bad in (
+        '{"reason": "r", "difficulty": 11}',
+        '{"reason": "r", "difficulty": "5"}',
+        '{"reason": "r", "difficulty": true}',
+        "difficulty: 5",
+    ):
         with pytest.raises(ParseError):
             op.parse(bad, {})
-    with bound(op, lambda r: "7" if "hard one" in r.messages[-1]["content"] else '{"reason": "easy", "difficulty": 2}'):
+    with bound(
+        op,
+        lambda r: "7" if "hard one" in r.messages[-1]["content"] else '{"reason": "easy", "difficulty": 2}',
+    ):
         result = op.process(batch(question=["easy one", "hard one"]))
     assert result.result == {"difficulty": [2, None], "difficulty_reason": ["easy", None]}
     assert (result.failed, result.raw) == ([None, "llm invalid_output"], [None, "7"])

@@ -53,7 +53,9 @@ def test_verify_filter_drops_with_reason_and_what_was_compared():
 
 
 def test_verify_filter_without_gold_fails_the_row():
-    verdict = MathAnswerVerifyFilter().process(batch(output=["\\boxed{1}"], gold=pa.array([None], pa.string())))
+    verdict = MathAnswerVerifyFilter().process(
+        batch(output=["\\boxed{1}"], gold=pa.array([None], pa.string()))
+    )
     assert (verdict.keep, verdict.reason) == ([False], ["no gold answer"])
 
 
@@ -117,7 +119,9 @@ def test_reasoning_length_tokenizer_path_must_exist(tmp_path):
             ReasoningLengthFilter(ReasoningLengthFilter.Params(unit="tokens"))
         return
     with pytest.raises(DataflowError, match="is not a file"):
-        ReasoningLengthFilter(ReasoningLengthFilter.Params(unit="tokens", tokenizer_path=str(tmp_path / "x.gguf")))
+        ReasoningLengthFilter(
+            ReasoningLengthFilter.Params(unit="tokens", tokenizer_path=str(tmp_path / "x.gguf"))
+        )
 
 
 def test_ngram_repetition():
@@ -131,7 +135,9 @@ def test_ngram_repetition():
     verdict = op.process(batch(text=[loop, varied, thrice, None]))
     assert verdict.keep == [False, True, False, True]
     assert verdict.reason == ["repeated 4-grams > 0.3", None, "repeated 4-grams > 0.3", None]
-    lenient = NgramRepetitionFilter(NgramRepetitionFilter.Params(n=3, max_repeated_ratio=1, max_occurrences=2))
+    lenient = NgramRepetitionFilter(
+        NgramRepetitionFilter.Params(n=3, max_repeated_ratio=1, max_occurrences=2)
+    )
     assert lenient.process(batch(text=[thrice])).reason == ["a 3-gram occurs > 2 times"]
 
 

@@ -1,10 +1,11 @@
 """Rule-set operators: c4_lines_refiner, c4_rules_filter, fineweb_rules_filter, gopher_rules_filter."""
 
 import json
+import random
 
 import pyarrow as pa
 import pytest
-from dataflow_operators.text.c4 import C4LinesRefiner, C4RulesFilter
+from dataflow_operators.text.c4 import C4LinesRefiner, C4RulesFilter, _at_least_words
 from dataflow_operators.text.fineweb import FinewebRulesFilter
 from dataflow_operators.text.gopher import GopherRulesFilter
 from pydantic import ValidationError
@@ -117,6 +118,14 @@ def test_c4_lines_unicode_large_string_and_huge_row():
     line = "This line is long enough.\n"
     big = line * (BIG // len(line))
     assert refine(op, [big]) == [big.rstrip("\n")]
+
+
+def test_c4_word_counts_agree_with_python_split():
+    rng = random.Random(1)
+    alphabet = list("ab .\t\n\x0b\x0c\x1c\x1f\x85\xa0\u2028\u2029\u3000\u200b")
+    lines = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(3000)]
+    for count in (1, 2, 3, 5, 1001):
+        assert _at_least_words(pa.array(lines), count).tolist() == [len(t.split()) >= count for t in lines]
 
 
 # --- c4_rules_filter ---

@@ -229,3 +229,10 @@ def test_voting_ties_go_to_the_earliest_trace(root):
     )
     assert out["cot_sql"] == ["SELECT count(book_id) FROM books"]
     assert pa.array(out["cot_correct"]).to_pylist() == [2]
+
+
+def test_a_broken_prompt_template_is_a_spec_error():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="template syntax error"):
+        Text2sqlPromptGenerator.Params(db_root="x", template="{{ question ")

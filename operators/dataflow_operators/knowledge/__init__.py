@@ -1,0 +1,1 @@
+"""Knowledge extraction: documents -> structural chunks -> cleaned chunks -> verified QA -> SFT rows."""
