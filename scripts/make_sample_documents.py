@@ -45,8 +45,7 @@ PAGES: list[list[tuple[str, object]]] = [
         (
             "bullets",
             [
-                "By bus: line 41 leaves Kessel Ford station every 90 minutes and stops at the "
-                "station gate.",
+                "By bus: line 41 leaves Kessel Ford station every 90 minutes and stops at the station gate.",
                 "By bicycle: the Orrin Lakeside Trail is 17 kilometres long and mostly flat.",
                 "By car: park at the Birchwood lot; the last 800 metres are on foot.",
             ],
@@ -376,7 +375,9 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     hyphenated = write_pdf(args.out / GUIDE, PAGES)
     if hyphenated < 1:
-        raise SystemExit("no word was hyphenated: adjust the '|' marks so the reader's de-hyphenation is exercised")
+        raise SystemExit(
+            "no word was hyphenated: adjust the '|' marks so the reader's de-hyphenation is exercised"
+        )
     write_pdf(args.out / SCAN, [[("image", SCAN_TEXT)]])
     print(f"wrote {args.out / GUIDE} ({hyphenated} hyphenated words) and {args.out / SCAN}")
 

@@ -48,6 +48,8 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterator
+from html import escape
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +123,14 @@ def iter_tables_many(paths: list[Path], schema: pa.Schema, batch_size: int) -> I
     for start in range(0, len(paths), round_size):
         rows = read_documents(paths[start : start + round_size])
         table = pa.Table.from_pylist(rows, schema=SCHEMA)
-        yield conform(table, schema, lambda name, type_: str(paths[start]))
+        yield conform(table, schema, _at(str(paths[start])))
+
+
+def _at(location: str):
+    def locate(name: str, type_: pa.DataType | None) -> str:
+        return location
+
+    return locate
 
 
 def read_documents(paths: list[Path]) -> list[dict[str, Any]]:
@@ -211,7 +220,7 @@ def pdf_row_from_pages(path: Path, size: int, pages: list[tuple[str | None, str 
 def _pdf_row(path: Path, size: int, answer: dict[str, Any]) -> dict[str, Any]:
     if "error" in answer:
         return _row(path, "pdf", size, error=answer["error"])
-    return pdf_row_from_pages(path, size, [tuple(page) for page in answer["pages"]])  # type: ignore[misc]
+    return pdf_row_from_pages(path, size, [(page[0], page[1]) for page in answer["pages"]])
 
 
 # --------------------------------------------------------------------------- HTML, Markdown, text
@@ -273,8 +282,9 @@ def html_main_text(html: str) -> str:
 
 def _drop_boilerplate_lines(text: str) -> str:
     """Cookie notices, share buttons, copyright lines...: the text library's boilerplate refiner."""
-    from dataflow_cli.operator import Batch
     from dataflow_operators.text.lines import BoilerplateLineRefiner
+
+    from dataflow_cli.operator import Batch
 
     refined = BoilerplateLineRefiner().refine(Batch(pa.table({"text": [text]})))["text"]
     value = refined[0].as_py() if hasattr(refined, "__getitem__") else text
@@ -295,75 +305,70 @@ _VOID = frozenset(
 _HEADINGS = {f"h{n}": n for n in range(1, 7)}
 
 
-class _MainContent:
+class _MainContent(HTMLParser):
     """Re-emits the markup of a page's main content: inside `<main>`/`<article>`/role=main when the
     page has one, without navigation, header, footer, aside, form and boilerplate-named elements;
     headings get `#` marks so that their level survives the conversion to text."""
 
+    def __init__(self, has_main: bool):
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.skip = 0  # depth inside boilerplate elements
+        self.inside = 0 if has_main else 1  # depth inside main content
+        self.stack: list[tuple[str, bool, bool]] = []  # (tag, boilerplate, main)
+
     @classmethod
     def extract(cls, html: str) -> str:
-        from html import escape
-        from html.parser import HTMLParser
-
         has_main = re.search(r"<(?:main|article)\b|role\s*=\s*[\"']?main", html, re.I) is not None
-        out: list[str] = []
-        state = {"skip": 0, "inside": 0 if has_main else 1, "stack": []}
-
-        class Parser(HTMLParser):
-            def handle_starttag(self, tag, attrs):
-                attributes = {k: v or "" for k, v in attrs}
-                void = tag in _VOID
-                is_main = tag in ("main", "article") or attributes.get("role", "").lower() == "main"
-                boiler = (
-                    tag in _SKIP_TAGS
-                    or attributes.get("role", "").lower() in _SKIP_ROLES
-                    or _BOILERPLATE_NAME.search(f"{attributes.get('id', '')} {attributes.get('class', '')}")
-                    or attributes.get("aria-hidden", "").lower() == "true"
-                )
-                if not void:
-                    state["stack"].append((tag, bool(boiler), is_main))
-                    if boiler and not is_main:
-                        state["skip"] += 1
-                    if is_main:
-                        state["inside"] += 1
-                if state["skip"] or not state["inside"] or (boiler and not is_main):
-                    return
-                out.append(self.get_starttag_text() or f"<{tag}>")
-                if tag in _HEADINGS:
-                    out.append("#" * _HEADINGS[tag] + " ")
-
-            def handle_startendtag(self, tag, attrs):
-                self.handle_starttag(tag, attrs)
-                if tag not in _VOID:
-                    self.handle_endtag(tag)
-
-            def handle_endtag(self, tag):
-                stack = state["stack"]
-                if not any(entry[0] == tag for entry in stack):
-                    return  # a stray end tag
-                while stack:  # unclosed elements inside this one close with it
-                    name, boiler, is_main = stack.pop()
-                    if boiler and not is_main:
-                        state["skip"] -= 1
-                    visible = not state["skip"] and state["inside"]
-                    if is_main:
-                        state["inside"] -= 1
-                    if visible and not (boiler and not is_main):
-                        out.append(f"</{name}>")
-                    if name == tag:
-                        break
-
-            def handle_data(self, data):
-                if not state["skip"] and state["inside"]:
-                    out.append(escape(data, quote=False))
-
-        parser = Parser(convert_charrefs=True)
+        parser = cls(has_main)
         try:
             parser.feed(html)
             parser.close()
         except (AssertionError, ValueError, IndexError):
             return html
-        return "".join(out)
+        return "".join(parser.out)
+
+    def handle_starttag(self, tag, attrs):
+        attributes = {k: v or "" for k, v in attrs}
+        role = attributes.get("role", "").lower()
+        is_main = tag in ("main", "article") or role == "main"
+        boiler = not is_main and bool(
+            tag in _SKIP_TAGS
+            or role in _SKIP_ROLES
+            or _BOILERPLATE_NAME.search(f"{attributes.get('id', '')} {attributes.get('class', '')}")
+            or attributes.get("aria-hidden", "").lower() == "true"
+        )
+        if tag not in _VOID:
+            self.stack.append((tag, boiler, is_main))
+            self.skip += boiler
+            self.inside += is_main
+        if self.skip or not self.inside:
+            return
+        self.out.append(self.get_starttag_text() or f"<{tag}>")
+        if tag in _HEADINGS:
+            self.out.append("#" * _HEADINGS[tag] + " ")
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        if tag not in _VOID:
+            self.handle_endtag(tag)
+
+    def handle_endtag(self, tag):
+        if not any(entry[0] == tag for entry in self.stack):
+            return  # a stray end tag
+        while self.stack:  # unclosed elements inside this one close with it
+            name, boiler, is_main = self.stack.pop()
+            visible = not self.skip and self.inside
+            self.skip -= boiler
+            self.inside -= is_main
+            if visible:
+                self.out.append(f"</{name}>")
+            if name == tag:
+                break
+
+    def handle_data(self, data):
+        if not self.skip and self.inside:
+            self.out.append(escape(data, quote=False))
 
 
 # --------------------------------------------------------------------------- PDF worker pool
@@ -490,11 +495,13 @@ def _pool() -> PdfPool:
     import importlib.util
 
     if importlib.util.find_spec("pypdf") is None:
-        raise InputError(
-            "reading PDF files needs `pypdf`", hint="pip install 'dataflow-cli[documents]'"
-        )
+        raise InputError("reading PDF files needs `pypdf`", hint="pip install 'dataflow-cli[documents]'")
     workers = int(_env_number("DATAFLOW_DOCUMENT_WORKERS", min(2, os.cpu_count() or 1)))
-    key = (workers, _env_number("DATAFLOW_DOCUMENT_TIMEOUT", 120.0), int(_env_number("DATAFLOW_PDF_MEMORY_MB", 2048)))
+    key = (
+        workers,
+        _env_number("DATAFLOW_DOCUMENT_TIMEOUT", 120.0),
+        int(_env_number("DATAFLOW_PDF_MEMORY_MB", 2048)),
+    )
     if key not in _pools:
         _pools[key] = PdfPool(*key)
     return _pools[key]

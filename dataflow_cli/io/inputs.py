@@ -123,7 +123,9 @@ def iter_batches(paths: list[Path], batch_size: int, limit: int | None = None) -
     yield from rechunker.flush()
 
 
-def _tables(paths: list[Path], schema: pa.Schema, batch_size: int) -> Iterator[tuple[Path, Iterator[pa.Table]]]:
+def _tables(
+    paths: list[Path], schema: pa.Schema, batch_size: int
+) -> Iterator[tuple[Path, Iterator[pa.Table]]]:
     """(file, its tables) in order; consecutive documents are read together (in parallel), and an
     empty document is still a row (saying it is empty), unlike an empty data file."""
     i = 0

@@ -33,7 +33,9 @@ def format_for(path: Path, *, documents: bool = False) -> str:
     suffix = Path(path).suffix.lower()
     fmt = _SUFFIXES.get(suffix) or ("documents" if documents and suffix in DOCUMENT_SUFFIXES else None)
     if fmt is None:
-        supported = ", ".join(f"`{suffix}`" for suffix in [*_SUFFIXES, *(DOCUMENT_SUFFIXES if documents else ())])
+        supported = ", ".join(
+            f"`{suffix}`" for suffix in [*_SUFFIXES, *(DOCUMENT_SUFFIXES if documents else ())]
+        )
         raise SpecError(
             f"cannot tell the format of `{path}` from its suffix; supported suffixes are {supported}",
             hint="rename the file so that its suffix says what it contains",

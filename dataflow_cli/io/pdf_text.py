@@ -175,7 +175,11 @@ def segments(pieces: list[Piece]) -> list[Segment]:
             text = "•" if len(lone) == 1 and unicodedata.category(lone) in ("Cc", "Co") else clean(piece.text)
             if current is not None and piece.x - current.x1 <= 1.4 * max(piece.size, current.size):
                 gap = piece.x - current.x1
-                joiner = "" if gap < 0.12 * piece.size or current.text.endswith(" ") or text.startswith(" ") else " "
+                joiner = (
+                    ""
+                    if gap < 0.12 * piece.size or current.text.endswith(" ") or text.startswith(" ")
+                    else " "
+                )
                 current.text += joiner + text
                 current.x1 = max(current.x1, piece.x + piece.width)
                 current.size = max(current.size, piece.size)
@@ -338,10 +342,17 @@ def blocks(ordered: list[Segment | Table], body: float) -> list[Block]:
             text = item.text[marker.end() :]
             symbol = marker.group(0).strip()
             kind_marker = symbol if symbol[0].isalnum() or symbol[0] == "(" else "-"
-            out.append(Block("item", [Segment(item.x0, item.x1, item.y, item.size, item.bold, text)], kind_marker))
+            out.append(
+                Block("item", [Segment(item.x0, item.x1, item.y, item.size, item.bold, text)], kind_marker)
+            )
             previous = item
             continue
-        if previous is not None and out and out[-1].kind in ("para", "item") and _continues(previous, item, body):
+        if (
+            previous is not None
+            and out
+            and out[-1].kind in ("para", "item")
+            and _continues(previous, item, body)
+        ):
             out[-1].lines.append(item)
         else:
             out.append(Block("para", [item]))
@@ -381,7 +392,11 @@ def render(page_blocks: list[Block], heading_levels: dict[float, int], body: flo
         size = max(line.size for line in block.lines)
         if block.kind == "item":
             line = f"{block.marker} {text}"
-            if parts and parts[-1].startswith(("- ", *(f"{n}" for n in range(10)), "(")) and _is_list(parts[-1]):
+            if (
+                parts
+                and parts[-1].startswith(("- ", *(f"{n}" for n in range(10)), "("))
+                and _is_list(parts[-1])
+            ):
                 parts[-1] += "\n" + line
             else:
                 parts.append(line)
@@ -403,7 +418,11 @@ def _heading_level(size: float, block: Block, levels: dict[float, int], body: fl
     level = levels.get(round(size, 1), 0)
     if level:
         return level
-    if all(line.bold for line in block.lines) and size >= body * 0.95 and not block.lines[-1].text.endswith("."):
+    if (
+        all(line.bold for line in block.lines)
+        and size >= body * 0.95
+        and not block.lines[-1].text.endswith(".")
+    ):
         return min(max(levels.values(), default=0) + 1, 6)
     return 0
 
@@ -419,11 +438,15 @@ def body_size(all_pieces: list[list[Piece]]) -> float:
 
 def heading_sizes(all_pieces: list[list[Piece]], body: float) -> dict[float, int]:
     """Sizes clearly above the body size, largest first, as heading levels 1..3 (then 3)."""
-    sizes = sorted({round(p.size, 1) for pieces in all_pieces for p in pieces if p.size >= body * 1.12}, reverse=True)
+    sizes = sorted(
+        {round(p.size, 1) for pieces in all_pieces for p in pieces if p.size >= body * 1.12}, reverse=True
+    )
     return {size: min(rank, 3) for rank, size in enumerate(sizes, start=1)}
 
 
-def layout_page(pieces: list[Piece], page_width: float, page_height: float, body: float, levels: dict[float, int]) -> str:
+def layout_page(
+    pieces: list[Piece], page_width: float, page_height: float, body: float, levels: dict[float, int]
+) -> str:
     """The page's text in reading order, as Markdown-flavoured plain text."""
     segs = drop_page_furniture(segments(pieces), page_height)
     if not segs:
@@ -443,7 +466,7 @@ def _undecodable(text: str) -> bool:
 def extract_pages(reader: Any) -> list[tuple[str | None, str | None]]:
     """(text, None) or (None, reason) for each page of an open `pypdf.PdfReader`."""
     pages = list(reader.pages)
-    all_pieces = []
+    all_pieces: list[list[Piece] | Exception] = []
     for page in pages:
         try:
             all_pieces.append(page_pieces(page))

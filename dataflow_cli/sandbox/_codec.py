@@ -10,8 +10,6 @@ lists; every other container is an object with one tag key, so nothing is ambigu
 """
 
 import builtins
-import json
-import zlib
 
 _MAX_DEPTH = 200
 _BIG_INT_BITS = 10_000  # beyond this an int travels as hex (no str-conversion digit limit)
@@ -129,7 +127,7 @@ def _base_value(base, value):
 
 
 def _sort_key(item):
-    return json.dumps(item, sort_keys=True)
+    return to_json(item)
 
 
 def decode(data):
@@ -177,9 +175,43 @@ def decode(data):
 def dumps(value):
     """`value` encoded as compact JSON text; an opaque marker if it cannot be encoded."""
     try:
-        return json.dumps(encode(value), separators=(",", ":"))
+        return to_json(encode(value))
     except (TooDeep, RecursionError, ValueError, TypeError, OverflowError):
-        return json.dumps({"o": "unencodable " + _type_name(value)})
+        return to_json({"o": "unencodable " + _type_name(value)})
+
+
+# JSON text without the `json` module, whose import (it compiles regular expressions) costs more
+# than a whole sandboxed run of a small program. Only what `encode` produces is supported.
+_ESCAPES = {i: f"\\u{i:04x}" for i in range(32)}
+_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n", ord("\t"): "\\t"})
+_ESCAPES.update({i: f"\\u{i:04x}" for i in range(0xD800, 0xE000)})  # lone surrogates: not UTF-8
+
+
+def quote(text):
+    """`text` as a JSON string."""
+    return '"' + text.translate(_ESCAPES) + '"'
+
+
+def to_json(value):
+    """JSON text of None, bools, ints, finite floats, strings, lists and string-keyed dicts."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    kind = type(value)
+    if kind is str:
+        return quote(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float:
+        return float.__repr__(value)
+    if kind is list or kind is tuple:
+        return "[" + ",".join([to_json(v) for v in value]) + "]"
+    if kind is dict:
+        return "{" + ",".join([quote(k) + ":" + to_json(v) for k, v in value.items()]) + "}"
+    raise TypeError(f"not JSON data: {kind.__name__}")
 
 
 def key(value):
@@ -190,6 +222,8 @@ def key(value):
     text = dumps(_summary(value, [_KEY_BUDGET]))
     if len(text) <= 256:
         return text
+    import zlib  # only for long keys: its import costs a run of a small program ~2 ms
+
     data = text.encode("utf-8", "surrogatepass")
     return f"#{len(data)}:{zlib.crc32(data):08x}:{zlib.adler32(data):08x}"
 
@@ -203,6 +237,8 @@ def _summary(value, budget):
     if kind is str or kind is bytes or kind is bytearray:
         if len(value) <= 10_000:
             return value
+        import zlib
+
         data = value.encode("utf-8", "surrogatepass") if kind is str else bytes(value)
         return {"~": kind.__name__, "n": len(value), "crc": zlib.crc32(data)}
     if kind is list or kind is tuple:

@@ -12,16 +12,27 @@ trivially wrong stub). Its per-test outcomes are the verdict.
 """
 
 import builtins
-import json
+import marshal
 import os
 import random
 import sys
 import time
-import types
 
 if globals().get("__package__"):  # imported as a module; in a sandbox `_codec.py` is prepended
-    from dataflow_cli.sandbox._codec import decode, dumps, exception_info, key, rebuild_exception
+    from dataflow_cli.sandbox._codec import (
+        decode,
+        dumps,
+        encode,
+        exception_info,
+        key,
+        quote,
+        rebuild_exception,
+        to_json,
+    )
 
+# Plans and records arrive as marshal data written by the parent (never by a solution); results
+# leave as JSON lines written with `_codec.to_json` (the `json` module is slow to import).
+Module = type(sys)
 _write = os.write
 _perf = time.perf_counter
 
@@ -31,7 +42,7 @@ class _Channel:
         self.fd = fd
 
     def emit(self, obj):
-        self.raw(json.dumps(obj, separators=(",", ":")))
+        self.raw(to_json(obj))
 
     def raw(self, line):
         data = (line + "\n").encode("utf-8", "surrogatepass")
@@ -50,7 +61,7 @@ class _Skipped(BaseException):
 
 # --- a small `pytest` (raises, approx, fail, skip, mark) -------------------------------------
 def _pytest_module(record):
-    mod = types.ModuleType("pytest")
+    mod = Module("pytest")
 
     class RaisesContext:
         def __init__(self, expected, match=None):
@@ -174,8 +185,8 @@ def _test_namespace():
 # --- record: in the solution's process -------------------------------------------------------
 def record_main():
     channel = _Channel(int(sys.argv[1]))
-    with open("plan.json", encoding="utf-8") as handle:
-        plan = json.load(handle)
+    with open("plan.bin", "rb") as handle:
+        plan = marshal.loads(handle.read())
     with open("solution.py", encoding="utf-8") as handle:
         source = handle.read()
     state = {"step": -1}
@@ -189,9 +200,9 @@ def record_main():
         except Exception:
             pass
 
-    solution = types.ModuleType("solution")
+    solution = Module("solution")
     solution.__file__ = "solution.py"
-    wrapped = types.ModuleType("solution")
+    wrapped = Module("solution")
     _install_modules(wrapped, record=True)
     channel.emit({"ev": "load"})
     started = _perf()
@@ -210,7 +221,7 @@ def record_main():
             watched = [(i, a) for i, a in enumerate(args) if isinstance(a, (list, dict, set, bytearray))]
             watched += [(n, a) for n, a in kwargs.items() if isinstance(a, (list, dict, set, bytearray))]
             before = [key(a) for _, a in watched]
-            head = f'{{"ev":"call","s":{state["step"]},"n":{json.dumps(name)},"k":{json.dumps(k)}'
+            head = f'{{"ev":"call","s":{state["step"]},"n":{quote(name)},"k":{quote(k)}'
             # The tests' random numbers must not depend on what the solution draws: the judge,
             # where it does not run, draws the same ones.
             randomness = random.getstate()
@@ -220,16 +231,21 @@ def record_main():
                 result = fn(*args, **kwargs)
             except BaseException as exc:
                 info = exception_info(exc)
-                tail = _mutations(watched, before) + tee.field() + ',"e":' + json.dumps(info) + "}"
+                tail = _mutations(watched, before) + tee.field() + ',"e":' + to_json(info) + "}"
                 channel.raw(head + tail)
                 raise rebuild_exception(info) from None
             finally:
                 if sys.stdout is tee:
                     sys.stdout = stdout
                 random.setstate(randomness)
-            text = dumps(result)
+            try:
+                data = encode(result)
+                text = to_json(data)
+            except (ValueError, TypeError, RecursionError, OverflowError):
+                data = {"o": "unencodable value"}
+                text = to_json(data)
             channel.raw(head + _mutations(watched, before) + tee.field() + ',"r":' + text + "}")
-            return decode(json.loads(text))  # the tests see plain data, never the solution's objects
+            return decode(data)  # the tests see plain data, never the solution's objects
 
         return call
 
@@ -243,8 +259,10 @@ def record_main():
             callables.append(name)
             setattr(wrapped, name, recorder(name, value))
         else:
-            text = dumps(value)
-            values[name] = json.loads(text)
+            try:
+                values[name] = encode(value)
+            except (ValueError, TypeError, RecursionError, OverflowError):
+                values[name] = {"o": "unencodable value"}
             setattr(wrapped, name, decode(values[name]))
         ns[name] = getattr(wrapped, name)
     channel.emit({"ev": "names", "callables": callables, "values": values, "load_s": _perf() - started})
@@ -279,22 +297,22 @@ class _Tee:
         return getattr(self.target, name)
 
     def field(self):
-        return ',"out":' + json.dumps("".join(self.parts)) if self.parts else ""
+        return ',"out":' + quote("".join(self.parts)) if self.parts else ""
 
 
 def _mutations(watched, before):
     changed = []
     for (where, arg), old in zip(watched, before, strict=True):
         if key(arg) != old:  # changed in place: the judge's copy must change the same way
-            changed.append(f"[{json.dumps(where)},{dumps(arg)}]")
+            changed.append(f"[{to_json(where)},{dumps(arg)}]")
     return ',"m":[' + ",".join(changed) + "]" if changed else ""
 
 
 # --- judge: a process where no solution code runs ---------------------------------------------
 def judge_main():
     channel = _Channel(int(sys.argv[1]))
-    with open("plan.json", encoding="utf-8") as handle:
-        plan = json.load(handle)
+    with open("plan.bin", "rb") as handle:
+        plan = marshal.loads(handle.read())
     counter = {"checks": 0}
 
     def check():
@@ -302,7 +320,7 @@ def judge_main():
 
     if plan["mode"] == "stubs":
         for stub_name, stub in _stubs():
-            module = types.ModuleType("solution")
+            module = Module("solution")
             ns = _test_namespace()
             for name in plan["candidates"]:
                 setattr(module, name, stub)
@@ -311,8 +329,8 @@ def judge_main():
             channel.emit({"ev": "stub", "stub": stub_name, "results": results})
         return
 
-    calls, names = _read_records()
-    module = types.ModuleType("solution")
+    calls, names = _read_records(plan["records"])
+    module = Module("solution")
     ns = _test_namespace()
     cursor = {}
     state = {"step": -1}
@@ -360,31 +378,31 @@ def _answer(record, args, kwargs):
     return decode(record["r"])
 
 
-def _read_records():
+def _read_records(events):
+    """Calls by step and the names the solution bound, from the record run's events (parsed by
+    the parent from JSON, so only plain data; still whatever the solution's process wrote)."""
     calls, names = {}, {"callables": [], "values": {}}
-    with open("records.jsonl", encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            try:
-                event = json.loads(line)
-                kind = event["ev"]
-                if kind == "call":
-                    step, name, k = int(event["s"]), str(event["n"]), str(event["k"])
-                    if "e" in event:
-                        record = {"n": name, "k": k, "e": dict(event["e"])}
-                    else:
-                        record = {"n": name, "k": k, "r": event["r"]}
-                    if isinstance(event.get("out"), str):
-                        record["out"] = event["out"]
-                    if isinstance(event.get("m"), list):
-                        record["m"] = [(w, v) for w, v in event["m"] if isinstance(w, (int, str))]
-                    calls.setdefault(step, []).append(record)
-                elif kind == "names":
-                    names = {
-                        "callables": [str(n) for n in event["callables"]],
-                        "values": {str(k): v for k, v in dict(event["values"]).items()},
-                    }
-            except (ValueError, KeyError, TypeError, AttributeError):
-                continue  # garbage from the solution's process is no answer
+    for event in events:
+        try:
+            kind = event["ev"]
+            if kind == "call":
+                step, name, k = int(event["s"]), str(event["n"]), str(event["k"])
+                if "e" in event:
+                    record = {"n": name, "k": k, "e": dict(event["e"])}
+                else:
+                    record = {"n": name, "k": k, "r": event["r"]}
+                if isinstance(event.get("out"), str):
+                    record["out"] = event["out"]
+                if isinstance(event.get("m"), list):
+                    record["m"] = [(w, v) for w, v in event["m"] if isinstance(w, (int, str))]
+                calls.setdefault(step, []).append(record)
+            elif kind == "names":
+                names = {
+                    "callables": [str(n) for n in event["callables"]],
+                    "values": {str(k): v for k, v in dict(event["values"]).items()},
+                }
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue  # garbage from the solution's process is no answer
     return calls, names
 
 

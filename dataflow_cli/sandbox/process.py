@@ -286,7 +286,8 @@ def _detect(mechanism: str | None) -> Isolation:
     for name in tried:
         if name not in MECHANISMS:
             raise SandboxError(
-                f"unknown sandbox mechanism `{name}`", hint=f"use one of {', '.join(f'`{m}`' for m in MECHANISMS)}"
+                f"unknown sandbox mechanism `{name}`",
+                hint=f"use one of {', '.join(f'`{m}`' for m in MECHANISMS)}",
             )
         python = _interpreter(name, root)
         if python is None:

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import json
 import marshal
 import os
 import re
@@ -192,30 +191,26 @@ class SqlResult:
     @property
     def fingerprint(self) -> str | None:
         """A hash of the column count and the rows as a multiset (order ignored; 600 and 600.0
-        alike; floats to 9 significant digits): results with equal fingerprints hold the same
-        rows. For a verdict use the equivalence rule, which also knows when order matters and
-        compares floats by tolerance."""
+        alike): results with equal fingerprints hold the same rows. It groups exact results; for
+        a verdict use the equivalence rule, which also knows when order matters and compares
+        floats within a tolerance."""
         if self.error is not None:
             return None
-        canonical = sorted(json.dumps([_canonical(v) for v in row], ensure_ascii=False) for row in self.rows)
-        blob = json.dumps([self.column_count, canonical], ensure_ascii=False)
-        return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        # repr() of a row tells 1 from '1' from b'1' and escapes newlines; integral floats are
+        # written as integers first (600.0 -> 600), only in rows holding a float.
+        parts = sorted(
+            repr(tuple(map(_canonical_float, row))) if float in map(type, row) else repr(row)
+            for row in self.rows
+        )
+        digest = hashlib.sha256(f"{self.column_count}\n".encode())
+        digest.update("\n".join(parts).encode("utf-8", "surrogatepass"))
+        return digest.hexdigest()[:16]
 
 
-def _canonical(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return ["i", int(value)]
-    if isinstance(value, int):
-        return ["i", str(value)]
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) < 2**63:
-            return ["i", str(int(value))]
-        return ["f", f"{value:.9g}"]
-    if isinstance(value, bytes):
-        return ["b", value.hex()]
-    return ["s", value]
+def _canonical_float(value: Any) -> Any:
+    if type(value) is float and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    return value
 
 
 def _shorten(text: str, limit: int = 200) -> str:
@@ -407,9 +402,9 @@ def _lenient_text(data: bytes) -> str:
     return data.decode("utf-8", "replace")
 
 
-def file_identity(path: Path) -> tuple[int, int, int, int]:
+def file_identity(path: str | Path) -> tuple[int, int, int, int]:
     """What changes when a file is edited or replaced: device, inode, size, mtime."""
-    stat = path.stat()
+    stat = os.stat(path)
     return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
@@ -420,18 +415,18 @@ class _Local:
         self.limits = limits
         self._local = threading.local()
 
-    def _connection(self, path: Path) -> _Guarded:
+    def _connection(self, path: str) -> _Guarded:
         cache: OrderedDict | None = getattr(self._local, "connections", None)
         if cache is None:
             cache = self._local.connections = OrderedDict()
-        key = (str(path), file_identity(path))
+        key = (path, file_identity(path))
         guarded = cache.get(key)
         if guarded is not None:
             cache.move_to_end(key)
             return guarded
         for stale in [k for k in cache if k[0] == key[0]]:  # the file changed: reopen it
             cache.pop(stale).conn.close()
-        guarded = cache[key] = _Guarded(path, self.limits)
+        guarded = cache[key] = _Guarded(Path(path), self.limits)
         while len(cache) > _CONNECTIONS_PER_THREAD:
             cache.popitem(last=False)[1].conn.close()
         return guarded
@@ -441,11 +436,11 @@ class _Local:
         while cache:
             cache.popitem()[1].conn.close()
 
-    def run(self, path: Path, sql: str, params: tuple, max_rows: int | None) -> SqlResult:
+    def run(self, path: str, sql: str, params: tuple, max_rows: int | None) -> SqlResult:
         try:
             guarded = self._connection(path)
         except (OSError, sqlite3.Error) as exc:
-            return SqlResult(error=NO_DATABASE, detail=f"{path.name}: {exc}")
+            return SqlResult(error=NO_DATABASE, detail=f"{os.path.basename(path)}: {exc}")
         try:
             return guarded.run(sql, params, max_rows)
         except _NotUtf8:
@@ -535,7 +530,7 @@ class _Worker:
                 stream.close()
         _reap(process)
 
-    def run(self, path: Path, sql: str, params: tuple, max_rows: int | None) -> SqlResult:
+    def run(self, path: str, sql: str, params: tuple, max_rows: int | None) -> SqlResult:
         if self.process is None or self.process.poll() is not None:
             self.stop()
             try:
@@ -546,7 +541,7 @@ class _Worker:
         assert process is not None and process.stdin is not None and process.stdout is not None
         started = time.monotonic()
         try:
-            _write_frame(process.stdin, marshal.dumps((str(path), sql, tuple(params), max_rows)))
+            _write_frame(process.stdin, marshal.dumps((path, sql, tuple(params), max_rows)))
         except (OSError, ValueError) as exc:
             self.stop()
             return SqlResult(error="sql worker failed", detail=f"cannot send the query: {exc}")
@@ -609,7 +604,7 @@ class _Workers:
         self._lock = threading.Lock()
         weakref.finalize(self, _stop_pairs, self._pairs, self._lock)
 
-    def run(self, path: Path, sql: str, params: tuple, max_rows: int | None) -> SqlResult:
+    def run(self, path: str, sql: str, params: tuple, max_rows: int | None) -> SqlResult:
         worker = getattr(self._local, "worker", None)
         if worker is None:
             worker = self._local.worker = _Worker(self.limits)
@@ -643,7 +638,7 @@ def _serve() -> None:
     _write_frame(stdout, b"ready")
     while (frame := _read_frame(stdin)) is not None:
         path, sql, params, max_rows = marshal.loads(frame)
-        r = runner.run(Path(path), sql, params, max_rows)
+        r = runner.run(path, sql, params, max_rows)
         try:
             payload = marshal.dumps((r.columns, r.rows, r.error, r.detail, r.seconds))
         except ValueError as exc:  # a value marshal cannot carry
@@ -693,7 +688,7 @@ class SqlGuard:
         refused = self.check(sql)
         if refused is not None:
             return refused
-        return self._runner.run(Path(path), strip_trailing_semicolons(sql), (), max_rows)
+        return self._runner.run(os.fspath(path), strip_trailing_semicolons(sql), (), max_rows)
 
     def explain(self, path: str | Path, sql: Any) -> SqlResult:
         """Compile `sql` (as `EXPLAIN`, which does not run it) under the same checks; ok means
@@ -701,12 +696,12 @@ class SqlGuard:
         refused = self.check(sql)
         if refused is not None:
             return refused
-        result = self._runner.run(Path(path), "EXPLAIN " + strip_trailing_semicolons(sql), (), 1_000_000)
+        result = self._runner.run(os.fspath(path), "EXPLAIN " + strip_trailing_semicolons(sql), (), 1_000_000)
         return SqlResult(error=result.error, detail=result.detail, seconds=result.seconds)
 
     def query(self, path: str | Path, sql: str, params: tuple = (), max_rows: int | None = None) -> SqlResult:
         """Trusted SQL with parameters (schema extraction), under the same guard and limits."""
-        return self._runner.run(Path(path), sql, params, max_rows)
+        return self._runner.run(os.fspath(path), sql, params, max_rows)
 
 
 def hash_file(path: str | Path) -> str:

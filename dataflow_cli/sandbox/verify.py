@@ -25,6 +25,7 @@ the first stub that passes every test: such a suite would accept a wrong solutio
 from __future__ import annotations
 
 import json
+import marshal
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,7 @@ class TestRunner:
         record_plan = {"candidates": candidates, "steps": plan.record_steps}
         record = self.sandbox.run_python(
             _program("record_main"),
-            files={"solution.py": solution, "plan.json": json.dumps(record_plan)},
+            files={"solution.py": solution, "plan.bin": marshal.dumps(record_plan)},
             filename="harness.py",
             channel=True,
         )
@@ -143,10 +144,10 @@ class TestRunner:
         cut_short = record.reason or "solution exited before the tests ended"
         times = {e["s"]: e.get("t") for e in events if e["ev"] == "end" and isinstance(e.get("s"), int)}
 
-        judge_plan = {"mode": "replay", "steps": plan.judge_steps, "tests": plan.tests}
+        judge_plan = {"mode": "replay", "steps": plan.judge_steps, "tests": plan.tests, "records": events}
         judge = self.sandbox.run_python(
             _program("judge_main"),
-            files={"plan.json": json.dumps(judge_plan), "records.jsonl": record.channel},
+            files={"plan.bin": _marshal(judge_plan)},
             filename="harness.py",
             channel=True,
         )
@@ -197,7 +198,7 @@ class TestRunner:
         }
         judge = self.sandbox.run_python(
             _program("judge_main"),
-            files={"plan.json": json.dumps(stub_plan)},
+            files={"plan.bin": marshal.dumps(stub_plan)},
             filename="harness.py",
             channel=True,
         )
@@ -223,6 +224,13 @@ class TestRunner:
         report.outcomes = [TestOutcome(name, False, reason) for name in plan.names]
         report.reason, report.detail = reason, detail or None
         return report
+
+
+def _marshal(plan: dict[str, Any]) -> bytes:
+    try:
+        return marshal.dumps(plan)
+    except ValueError:  # JSON nested deeper than marshal allows: such records are no answer
+        return marshal.dumps({**plan, "records": [e for e in plan["records"] if e["ev"] != "call"]})
 
 
 def _peak(record: ExecResult, events: list[dict[str, Any]]) -> float | None:

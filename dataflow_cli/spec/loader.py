@@ -103,8 +103,11 @@ def load_document(path: Path) -> Document:
 
 
 def parse_document(text: str, display: str) -> Document:
+    doc = Document(data=None, file=display, text=text)
     try:
         node = _compose(text)
+        if node is not None:
+            doc.data = _Builder(doc).build(node, ())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{display}:{mark.line + 1}:{mark.column + 1}" if mark else display
@@ -120,8 +123,6 @@ def parse_document(text: str, display: str) -> Document:
         raise SpecError(
             "spec file is empty", location=display, hint="run `dataflow init` for a starting point"
         )
-    doc = Document(data=None, file=display, text=text)
-    doc.data = _Builder(doc).build(node, ())
     return doc
 
 

@@ -22,15 +22,15 @@ SCRIPT = """
 {{ prompt.split('Exercise:\n')[1].split('\n\nAnswer')[0] }} Negative numbers are allowed.
 {%- elif 'Solve the following' in prompt -%}
 ```python
-{% if 'add(' in prompt %}def add(a, b):
-    return a + b{% elif 'mul(' in prompt %}def mul(a, b):
+{% if 'the sum' in prompt %}def add(a, b):
+    return a + b{% elif 'the product' in prompt %}def mul(a, b):
     return a + b{% else %}def ident(x):
     return x{% endif %}
 ```
 {%- elif 'Write unit tests' in prompt -%}
 ```python
-{% if 'add(' in prompt %}assert add(2, 3) == 5
-assert add(-4, 1) == -3{% elif 'mul(' in prompt %}assert mul(2, 3) == 6
+{% if 'the sum' in prompt %}assert add(2, 3) == 5
+assert add(-4, 1) == -3{% elif 'the product' in prompt %}assert mul(2, 3) == 6
 assert mul(-2, 4) == -8{% else %}assert ident(3) == 3{% endif %}
 ```
 {%- else -%}
@@ -84,7 +84,13 @@ def test_code_sft_keeps_only_verified_solutions(cli, pipeline):
 def test_code_sft_on_the_embedded_model(cli, pipeline):
     pytest.importorskip("llama_cpp", reason="installed by `make test`")
     require("bwrap")
-    stats = cli.json("run", pipeline, "--limit", "1", "--set", "stages.new_exercises.params.count=2")
+    shorter = {"new_exercises": 96, "sharpen": 64, "solve": 128, "write_tests": 128, "judge": 32}
+    overrides = [
+        arg for stage, n in shorter.items() for arg in ("--set", f"stages.{stage}.params.max_tokens={n}")
+    ]
+    stats = cli.json(
+        "run", pipeline, "--limit", "1", "--set", "stages.new_exercises.params.count=1", *overrides
+    )
     out = pipeline.parent / "out"
     kept = read_jsonl(out / "code_sft.jsonl") if (out / "code_sft.jsonl").exists() else []
     rejects_file = out / "rejects" / "code_sft.rejects.jsonl"

@@ -81,7 +81,7 @@ def test_wheel_works_outside_the_repo(installed):
     stats = json.loads(dataflow(installed, "run", "proj/pipeline.yaml", "--json").stdout)
     assert stats["rows_read"] == 40 and stats["rows_written"] + stats["rows_rejected"] == 40
     schema = json.loads(dataflow(installed, "schema").stdout)
-    assert "range_filter" in schema["$defs"]["stage"]["properties"]["op"]["enum"]
+    assert "range_filter" in schema["definitions"]["stage"]["properties"]["op"]["enum"]
 
 
 def test_plugin_is_discovered_listed_and_run(installed):

@@ -12,7 +12,16 @@ import pytest
 from tests.conftest import REPO, read_jsonl
 
 PIPELINES = sorted(p.parent.name for p in (REPO / "pipelines").glob("*/pipeline.yaml"))
-LLM_PIPELINES = {"sft_synthesis", "sft_filter", "math_reasoning", "text2sql_generate", "text2sql_refine"}
+LLM_PIPELINES = {
+    "sft_synthesis",
+    "sft_filter",
+    "math_reasoning",
+    "text2sql_generate",
+    "text2sql_refine",
+    "agentic_rag_multihop",
+    "knowledge_qa",
+    "code_sft",
+}
 
 
 @pytest.fixture

@@ -277,17 +277,27 @@ def test_rows_stay_aligned_and_accounted_for_when_model_calls_fail(cli, tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # one document, yet grammar-constrained JSON on a busy 2-core machine is slow
 def test_on_the_embedded_model(cli, tmp_path, monkeypatch):
     pytest.importorskip("llama_cpp", reason="installed by `make test`")
     monkeypatch.chdir(tmp_path)
     target = tmp_path / "agentic_rag_multihop"
     shutil.copytree(PIPELINE, target, ignore=shutil.ignore_patterns("out", ".dataflow"))
     spec = target / "pipeline.yaml"
-    stats = cli.json("run", spec, "--limit", "2", "--set", "stages.atomic_qa.params.max_tokens=160")
+    stats = cli.json(
+        "run",
+        spec,
+        "--limit",
+        "1",
+        "--set",
+        "stages.atomic_qa.params.max_pairs=1",
+        "--set",
+        "stages.atomic_qa.params.max_tokens=128",
+    )
     out = target / "out"
     kept = read_jsonl(out / "rag_multihop_sft.jsonl") if stats["rows_written"] else []
     rejected = read_jsonl(next(out.rglob("*.rejects.jsonl"))) if stats["rows_rejected"] else []
-    assert stats["rows_read"] == 2 and accounted(stats)
+    assert stats["rows_read"] == 1 and accounted(stats)
     assert len(kept) == stats["rows_written"] and len(rejected) == stats["rows_rejected"]
     for row in rejected:  # the model is tiny: check the shape, never the content
         assert row["_stage"] and row["_reason"]
@@ -295,4 +305,4 @@ def test_on_the_embedded_model(cli, tmp_path, monkeypatch):
         assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
         assert row["composition"] in ("bridge", "comparison", "intersection") and len(row["hops"]) == 2
     atomic = next(s for s in stats["stages"] if s["name"] == "atomic_qa")
-    assert atomic["llm"]["requests"] >= 2
+    assert atomic["llm"]["requests"] == 1

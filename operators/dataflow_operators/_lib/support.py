@@ -95,7 +95,10 @@ _NUMBER_WORDS = {
     )
 }
 _NUMBER_WORDS.update(
-    {word: str(10 * tens) for tens, word in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), 3)}
+    {
+        word: str(10 * tens)
+        for tens, word in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), 3)
+    }
 )
 _NUMBER_WORDS.update({"hundred": "100", "thousand": "1000", "dozen": "12"})
 _STOPWORDS = frozenset(

@@ -110,4 +110,7 @@ def _is_abbreviation(block: str, dot: int) -> bool:
 
 def words(text: str, span: Span) -> list[Span]:
     """Whitespace-separated words of a span (the last resort for an over-long sentence)."""
-    return [Span(span.start + m.start(), span.start + m.end()) for m in re.finditer(r"\S+", text[span.start : span.end])]
+    return [
+        Span(span.start + m.start(), span.start + m.end())
+        for m in re.finditer(r"\S+", text[span.start : span.end])
+    ]

@@ -49,7 +49,9 @@ def load_tokenizer(path: Path | None) -> object:
     with _lock:
         if key not in _cache:
             if not Path(key).is_file():
-                raise DataflowError(f"tokenizer file `{path}` does not exist", hint="give a tokenizer.json path")
+                raise DataflowError(
+                    f"tokenizer file `{path}` does not exist", hint="give a tokenizer.json path"
+                )
             try:
                 tokenizer = Tokenizer.from_file(key)
             except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception on bad files

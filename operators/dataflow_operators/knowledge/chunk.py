@@ -122,7 +122,10 @@ class DocumentChunkGenerator(Generator):
         from dataflow_operators.knowledge._tokens import default_tokenizer_file
 
         path = path or default_tokenizer_file()
-        return {"tokenizer": str(path), "tokenizer_size": path.stat().st_size if path and path.exists() else None}
+        return {
+            "tokenizer": str(path),
+            "tokenizer_size": path.stat().st_size if path and path.exists() else None,
+        }
 
     def _tokenizer_path(self) -> Path | None:
         if not self.params.tokenizer_file:
@@ -165,7 +168,9 @@ class DocumentChunkGenerator(Generator):
                     "page_start": _page_at(starts, numbers, chunk.start),
                     "page_end": _page_at(starts, numbers, chunk.end - 1),
                     "chunk_size": chunk.size,
-                    "next_chunk": text[chunks[k + 1].start : chunks[k + 1].end] if k + 1 < len(chunks) else None,
+                    "next_chunk": text[chunks[k + 1].start : chunks[k + 1].end]
+                    if k + 1 < len(chunks)
+                    else None,
                 }
                 for name in columns:
                     columns[name].append(row[name])
@@ -173,7 +178,9 @@ class DocumentChunkGenerator(Generator):
         arrays = {}
         for name, values in columns.items():
             port_type = self.outputs[name].type
-            arrow_type = {"int64": pa.int64(), HEADING_PATH: pa.list_(pa.string())}.get(port_type, pa.string())
+            arrow_type = {"int64": pa.int64(), HEADING_PATH: pa.list_(pa.string())}.get(
+                port_type, pa.string()
+            )
             arrays[name] = pa.array(values, arrow_type)
         result = Fanout(arrays, pa.array(source, pa.int64()))
         return Partial(result, failed) if any(failed) else result
@@ -211,12 +218,16 @@ class DocumentChunkGenerator(Generator):
                 units.append((block, size))
                 continue
             parts = sentences(text, block)
-            for part, part_size in zip(parts, self.counter.counts([text[p.start : p.end] for p in parts]), strict=True):
+            for part, part_size in zip(
+                parts, self.counter.counts([text[p.start : p.end] for p in parts]), strict=True
+            ):
                 if part_size <= limit:
                     units.append((part, part_size))
                     continue
                 pieces = words(text, part)
-                units.extend(zip(pieces, self.counter.counts([text[p.start : p.end] for p in pieces]), strict=True))
+                units.extend(
+                    zip(pieces, self.counter.counts([text[p.start : p.end] for p in pieces]), strict=True)
+                )
         return units
 
     def _overlap(
@@ -232,7 +243,9 @@ class DocumentChunkGenerator(Generator):
             parts = [(span, size)]
             if size > budget - used:  # a block: take its last sentences instead
                 pieces = sentences(text, span)
-                parts = list(zip(pieces, self.counter.counts([text[p.start : p.end] for p in pieces]), strict=True))
+                parts = list(
+                    zip(pieces, self.counter.counts([text[p.start : p.end] for p in pieces]), strict=True)
+                )
             for part, part_size in reversed(parts):
                 if used + part_size > budget:
                     return tail

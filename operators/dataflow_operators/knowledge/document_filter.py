@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 from pydantic import Field
 
-from dataflow_cli.operator import Batch, NoParams, Port, Filter, Verdict
+from dataflow_cli.operator import Batch, Filter, NoParams, Port, Verdict
 
 
 class DocumentTextFilter(Filter):
@@ -30,7 +30,9 @@ class DocumentTextFilter(Filter):
     name = "document_text_filter"
     inputs = {
         "text": Port("the extracted text"),
-        "error": Port("why extraction failed (null when it worked); the documents input calls it `extract_error`"),
+        "error": Port(
+            "why extraction failed (null when it worked); the documents input calls it `extract_error`"
+        ),
     }
 
     class Params(NoParams):

@@ -22,7 +22,11 @@ PARAM_VARIABLES = ("questions",)  # template variables filled from params, not c
 def pairs_schema(questions: int) -> dict[str, Any]:
     item = {
         "type": "object",
-        "properties": {"question": {"type": "string"}, "answer": {"type": "string"}, "quote": {"type": "string"}},
+        "properties": {
+            "question": {"type": "string"},
+            "answer": {"type": "string"},
+            "quote": {"type": "string"},
+        },
         "required": ["question", "answer", "quote"],
     }
     return {
@@ -106,8 +110,12 @@ class ChunkQaGenerator(LLMOperator, Generator):
     default_template = SINGLE_TEMPLATE
 
     class Params(LLMParams):
-        questions: int = Field(2, ge=0, le=20, description="One-hop pairs to ask for per chunk (0: two-hop only).")
-        multihop: bool = Field(False, description="Also ask one two-hop question per chunk whose `second` is set.")
+        questions: int = Field(
+            2, ge=0, le=20, description="One-hop pairs to ask for per chunk (0: two-hop only)."
+        )
+        multihop: bool = Field(
+            False, description="Also ask one two-hop question per chunk whose `second` is set."
+        )
         multihop_template: str | None = Field(
             None, description="Prompt of the two-hop request (variables `text` and `second`)."
         )
@@ -224,7 +232,11 @@ class ChunkQaGenerator(LLMOperator, Generator):
                 else:
                     failure[i] = (why, text)
         if self.params.multihop:
-            wanted = [i for i, row in enumerate(rows) if row.get("second") is not None and row.get("text") is not None]
+            wanted = [
+                i
+                for i, row in enumerate(rows)
+                if row.get("second") is not None and row.get("text") is not None
+            ]
             answers = self.ask_messages([self.multihop_messages(rows[i]) for i in wanted], 1, MULTIHOP_SCHEMA)
             for i, (answer,) in zip(wanted, answers, strict=True):
                 if not answer.ok:
@@ -242,7 +254,8 @@ class ChunkQaGenerator(LLMOperator, Generator):
                     columns[name].append(value[name])
                 source.append(i)
         arrays = {
-            name: pa.array(values, pa.int64() if name == "hops" else pa.string()) for name, values in columns.items()
+            name: pa.array(values, pa.int64() if name == "hops" else pa.string())
+            for name, values in columns.items()
         }
         failed = [None if produced[i] else (failure[i] or (None, None))[0] for i in range(len(rows))]
         raw = [None if produced[i] else (failure[i] or (None, None))[1] for i in range(len(rows))]

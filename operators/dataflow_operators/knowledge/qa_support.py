@@ -117,7 +117,9 @@ class QaSupportFilter(Filter):
                 return "quote too short", f"{which}: {len(text.split())} words", None
         chunk = normalize_span(context or "")
         at = find_quote(quote, "", chunk)
-        support = [f"quote at {at} of {len(chunk)} (normalised chunk)" if at is not None else "quote not found"]
+        support = [
+            f"quote at {at} of {len(chunk)} (normalised chunk)" if at is not None else "quote not found"
+        ]
         if at is None:
             return "quote not found in chunk", _shorten(quote), "; ".join(support)
         second_chunk = normalize_span(second_context or "") if two_hop else ""
@@ -131,7 +133,9 @@ class QaSupportFilter(Filter):
         assert evidence is not None
         ok, missing = answer_supported(answer, evidence)
         words = answer_tokens(answer)
-        support.append(f"answer words {', '.join(words) or '-'}: {len(words) - len(missing)}/{len(words)} in quote")
+        support.append(
+            f"answer words {', '.join(words) or '-'}: {len(words) - len(missing)}/{len(words)} in quote"
+        )
         if not ok:
             return "answer not in quote", f"missing {', '.join(missing) or 'every word'}", "; ".join(support)
         if words and set(words) <= set(answer_tokens(question)):
@@ -139,11 +143,23 @@ class QaSupportFilter(Filter):
         if two_hop:
             assert second_quote is not None
             if find_quote(quote, "", second_chunk) is not None:
-                return "answerable from one chunk", "the first quote is also in the second chunk", "; ".join(support)
+                return (
+                    "answerable from one chunk",
+                    "the first quote is also in the second chunk",
+                    "; ".join(support),
+                )
             if find_quote(second_quote, "", chunk) is not None:
-                return "answerable from one chunk", "the second quote is also in the first chunk", "; ".join(support)
+                return (
+                    "answerable from one chunk",
+                    "the second quote is also in the first chunk",
+                    "; ".join(support),
+                )
             if answer_supported(answer, context or "")[0]:
-                return "answerable from one chunk", "the answer is also in the first chunk", "; ".join(support)
+                return (
+                    "answerable from one chunk",
+                    "the answer is also in the first chunk",
+                    "; ".join(support),
+                )
         return None, None, "; ".join(support)
 
 

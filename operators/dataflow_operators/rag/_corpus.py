@@ -159,13 +159,16 @@ _LOCK = threading.Lock()
 
 
 def load_corpus(fields: CorpusFields, base_dir: Path | None) -> Corpus:
-    """The corpus, from this process's memory or read from its files (its index comes on first search)."""
+    """The corpus, from this process's memory or read from its files (its index comes on first
+    search). Files are hashed only when first read: an edit changes their size or mtime."""
+    from dataflow_cli.engine.fingerprint import input_identity
+
     paths = corpus_paths(fields, base_dir)
+    identity = json.dumps([input_identity(paths), fields.id_column, fields.text_column, fields.title_column])
     with _LOCK:
-        key = _key(paths, fields)
-        if key not in _LOADED:
-            _LOADED[key] = _read(paths, fields, key)
-        return _LOADED[key]
+        if identity not in _LOADED:
+            _LOADED[identity] = _read(paths, fields, _key(paths, fields))
+        return _LOADED[identity]
 
 
 def _key(paths: list[Path], fields: CorpusFields) -> str:
@@ -246,15 +249,33 @@ def _index(corpus: Corpus) -> tuple[Any, bool]:
             log.warning("BM25 index `%s` does not match its corpus: rebuilding it", folder)
         except (OSError, ValueError, KeyError) as exc:
             log.warning("BM25 index `%s` is unreadable (%s): rebuilding it", folder, exc)
-    stopwords = _stopwords()
-    tokens = [
-        tokenize(f"{title}\n{text}" if title else text, stopwords)
-        for text, title in zip(corpus.texts, corpus.titles, strict=True)
-    ]
+    ids, vocabulary = _token_ids(corpus)
+    if not vocabulary:
+        raise DataflowError(
+            "the corpus has no word to index", hint="its documents hold only stop words or symbols"
+        )
     retriever = bm25s.BM25(k1=K1, b=B, method="lucene")
-    retriever.index(tokens, show_progress=False)
+    retriever.index((ids, vocabulary), show_progress=False)
     _save(retriever, folder, len(corpus))
     return retriever, True
+
+
+def _token_ids(corpus: Corpus) -> tuple[list[list[int]], dict[str, int]]:
+    """Every document as token ids, and the vocabulary; each distinct word is stemmed once."""
+    stopwords = _stopwords()
+    stems: dict[str, int | None] = {}  # word -> token id (None: a stop word)
+    vocabulary: dict[str, int] = {}
+    documents = []
+    for text, title in zip(corpus.texts, corpus.titles, strict=True):
+        ids = []
+        for word in _TOKEN.findall(f"{title}\n{text}".lower() if title else text.lower()):
+            if word not in stems:
+                stem = None if word in stopwords else s_stem(word)
+                stems[word] = None if stem is None else vocabulary.setdefault(stem, len(vocabulary))
+            if (token := stems[word]) is not None:
+                ids.append(token)
+        documents.append(ids)
+    return documents, vocabulary
 
 
 def _save(retriever: Any, folder: Path, documents: int) -> None:

@@ -14,7 +14,7 @@ from dataflow_cli.operator import Batch, Filter, Partial, Port, Verdict
 from dataflow_operators._lib.arrow import shorten
 from dataflow_operators._lib.prompts import default_prompt
 from dataflow_operators._lib.qa_text import exact_match, gold_list, token_f1
-from dataflow_operators.rag._corpus import CorpusFields, corpus_fingerprint, load_corpus
+from dataflow_operators.rag._corpus import Corpus, CorpusFields, corpus_fingerprint, load_corpus
 from dataflow_operators.rag._json import TEXT, json_object, object_schema, text_field
 
 Check = Literal["with_documents", "closed_book", "single_document", "retrieval"]
@@ -146,6 +146,7 @@ class RagAnswerabilityFilter(LLMOperator, Filter):
                     f"operator `{self.name}` needs `bm25s` for the `retrieval` check",
                     hint="pip install bm25s",
                 )
+        self._corpus: Corpus | None = None  # read on the first `retrieval` check
         self.templates = {
             prompt: self.params.check_templates.get(check) or default_prompt(PROMPTS[check], domain="rag")
             for check, prompt in (
@@ -290,7 +291,9 @@ class RagAnswerabilityFilter(LLMOperator, Filter):
             if len(documents) < 2:
                 return "one document: nothing to answer it from alone"
             return [([document], j) for j, document in enumerate(documents)]
-        corpus = load_corpus(self.params, self.base_dir)
+        if self._corpus is None:
+            self._corpus = load_corpus(self.params, self.base_dir)
+        corpus = self._corpus
         hits = [doc_id for doc_id, _ in corpus.search(row["question"], self.params.top_k)]
         missing = [doc_id for doc_id in ids if doc_id not in hits]
         if not hits:

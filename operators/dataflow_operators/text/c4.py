@@ -78,11 +78,10 @@ class C4Lines:
     (passes the long-word, end-mark and word-count rules) and would drop the whole page: C4 checks
     "lorem ipsum" first, then removes JavaScript lines, then checks "{", then removes policy
     lines, so a line mentioning JavaScript never drops a page for its "{", while a policy line
-    does. `removed`: a line rule removes the line (it is neither kept nor page-dropping).
+    does. A line that is none of these is removed by a line rule.
     """
 
     text: pa.Array
-    split: pa.Array
     lines: pa.Array
     offsets: np.ndarray
     kept: np.ndarray
@@ -137,7 +136,7 @@ def c4_lines(
     if params.drop_policy and params.policy_phrases:
         pattern = "|".join(_literal(p.lower()) for p in params.policy_phrases)
         open_ &= ~pc.match_substring_regex(lowered, pattern).to_numpy(zero_copy_only=False)
-    return C4Lines(text, split, lines, list_offsets(split), open_, lorem, curly)
+    return C4Lines(text, lines, list_offsets(split), open_, lorem, curly)
 
 
 class C4LinesRefiner(Refiner):

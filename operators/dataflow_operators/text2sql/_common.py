@@ -106,8 +106,14 @@ class SqlDatabases:
         return database_root(self.params.db_root, self.base_dir)
 
     def database(self, db_id: Any) -> Path:
-        """The database file of `db_id`; UnknownDatabase (a reject reason) if there is none."""
-        return resolve_database(check_root(self.db_root), db_id)
+        """The database file of `db_id`; UnknownDatabase (a reject reason) if there is none.
+        Found files are remembered: a query costs no lookup."""
+        known: dict = self.__dict__.setdefault("_databases", {})
+        path = known.get(db_id) if isinstance(db_id, str) else None
+        if path is None:
+            path = resolve_database(check_root(self.db_root), db_id)
+            known[db_id] = path
+        return path
 
     def fingerprint_extra(self) -> dict[str, Any]:
         return {"databases": root_identity(self.db_root)}

@@ -198,3 +198,13 @@ def test_documents_stream_in_batches_with_one_schema(tmp_path):
     assert [r["name"] for r in rows] == [f"{i}.md" for i in range(6)]
     assert rows[5]["extract_error"] == "empty document"
     assert read_schema(paths)["text"] == "string"
+
+
+def test_the_committed_pdfs_are_what_the_script_writes(tmp_path):
+    from scripts.make_sample_documents import main
+
+    main(["--out", str(tmp_path)])
+    for name in (GUIDE, SCAN):
+        rebuilt, committed = read_documents([tmp_path / name, DOCS / name])
+        for column in ("text", "pages", "page_count", "skipped_pages", "extract_error"):
+            assert rebuilt[column] == committed[column], (name, column)

@@ -107,7 +107,7 @@ def test_expand_directory_is_an_error(tmp_path):
 
 def test_expand_checks_each_format(tmp_path):
     write_jsonl(tmp_path / "a.jsonl", [{"x": 1}])
-    (tmp_path / "notes.txt").write_text("hi")
+    (tmp_path / "notes.rtf").write_text("hi")  # .txt would be a document
     with pytest.raises(SpecError):
         expand_inputs("*", tmp_path)
 

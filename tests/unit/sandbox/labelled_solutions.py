@@ -318,9 +318,9 @@ assert binary_search(xs, 1) == 0
 assert binary_search(xs, 11) == 5
 assert binary_search(xs, 4) == -1
 assert binary_search([], 4) == -1
-big = list(range(0, 2_000_000, 2))
-for target in range(0, 4000, 2):
-    assert binary_search(big, 1_999_998 - target) == 999_999 - target // 2
+big = list(range(0, 800_000, 2))
+for target in range(0, 1000, 2):
+    assert binary_search(big, 799_998 - target) == 399_999 - target // 2
 """,
     (
         "bisect",
@@ -345,7 +345,7 @@ for target in range(0, 4000, 2):
     (
         "linear scan: too slow",
         False,
-        "def binary_search(xs, t):\n    return xs.index(t) if t in xs else -1\n",
+        "def binary_search(xs, t):\n    for i, x in enumerate(xs):\n        if x == t:\n            return i\n    return -1\n",
     ),
     (
         "returns None",

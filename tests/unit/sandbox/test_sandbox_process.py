@@ -123,7 +123,7 @@ def test_timeout_is_exact(box):
     fast = Sandbox(SandboxPolicy(timeout_s=0.5), isolation=box.isolation)
     result = fast.run_python("import time\ntime.sleep(30)\n")
     assert result.status == "timeout" and result.reason == "timeout (0.5 s)"
-    assert 0.5 <= result.wall_s < 0.8
+    assert 0.5 <= result.wall_s < 1.0
 
 
 def test_channel_carries_results_beside_stdout(box):

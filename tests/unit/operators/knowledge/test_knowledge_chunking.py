@@ -37,7 +37,10 @@ def run(op, texts, pages=None, errors=None):
     if isinstance(result, Partial):
         result, failed = result.result, result.failed
     assert isinstance(result, Fanout)
-    rows = [dict(zip(result.columns, values, strict=True)) for values in zip(*(c.to_pylist() for c in result.columns.values()), strict=True)]
+    rows = [
+        dict(zip(result.columns, values, strict=True))
+        for values in zip(*(c.to_pylist() for c in result.columns.values()), strict=True)
+    ]
     return rows, result.source_index.to_pylist(), failed
 
 
@@ -47,7 +50,10 @@ def test_sections_follow_heading_levels():
         (["Guide"], ["Intro paragraph about Lake Orrin."]),
         (
             ["Guide", "Birds"],
-            ["Grebes breed in the reeds. Ospreys hunt over the water. Dr. Toft counted 64 pairs.", "- one item\n- two items"],
+            [
+                "Grebes breed in the reeds. Ospreys hunt over the water. Dr. Toft counted 64 pairs.",
+                "- one item\n- two items",
+            ],
         ),
         (["Guide", "Birds", "Rare birds"], ["A bittern was heard in 2021."]),
         (["Guide", "Fish"], ["Perch and pike live in the lake."]),
@@ -114,10 +120,17 @@ def test_page_ranges_come_from_the_page_spans():
     page1 = "# A\n\nFirst page text."
     page2 = "Second page text continues.\n\n# B\n\nThird part."
     text = page1 + "\n\n" + page2
-    spans = [[{"page": 1, "start": 0, "end": len(page1)}, {"page": 3, "start": len(page1) + 2, "end": len(text)}]]
-    pages = pa.array(spans, pa.list_(pa.struct([("page", pa.int32()), ("start", pa.int64()), ("end", pa.int64())])))
+    spans = [
+        [{"page": 1, "start": 0, "end": len(page1)}, {"page": 3, "start": len(page1) + 2, "end": len(text)}]
+    ]
+    pages = pa.array(
+        spans, pa.list_(pa.struct([("page", pa.int32()), ("start", pa.int64()), ("end", pa.int64())]))
+    )
     rows, _, _ = run(chunker(max_size=50, overlap=0, inputs={"pages": "pages"}), [text], pages=pages)
-    assert [(r["heading_path"], r["page_start"], r["page_end"]) for r in rows] == [(["A"], 1, 3), (["B"], 3, 3)]
+    assert [(r["heading_path"], r["page_start"], r["page_end"]) for r in rows] == [
+        (["A"], 1, 3),
+        (["B"], 3, 3),
+    ]
 
 
 def test_tokens_are_counted_with_the_shipped_tokenizer():
@@ -170,5 +183,11 @@ def test_document_text_filter_rejects_with_the_extraction_reason():
     )
     verdict = op.filter(Batch(table, op.input_columns))
     assert verdict.keep == [False, True, False, False, False]
-    assert verdict.reason.to_pylist() == ["not a readable PDF", None, "no text", "too little text", "empty document"]
+    assert verdict.reason.to_pylist() == [
+        "not a readable PDF",
+        None,
+        "no text",
+        "too little text",
+        "empty document",
+    ]
     assert verdict.detail.to_pylist() == ["EOF marker not found", None, None, "3 characters", None]

@@ -81,7 +81,9 @@ def test_facts_are_numbers_and_names_not_sentence_openings():
 
 
 def cleaner(**params) -> ChunkCleanRefiner:
-    return ChunkCleanRefiner(ChunkCleanRefiner.Params(**params), inputs={"text": "chunk"}, outputs={"note": "note"})
+    return ChunkCleanRefiner(
+        ChunkCleanRefiner.Params(**params), inputs={"text": "chunk"}, outputs={"note": "note"}
+    )
 
 
 def test_clean_prompt_and_parse():
@@ -113,7 +115,9 @@ def test_clean_keeps_the_original_when_a_fact_is_lost_and_says_why():
     op = cleaner(min_length_ratio=0.5)
     with bound(op, script) as backend:
         result = op.process(batch(chunk=chunks))
-    assert sorted((r.messages for r in backend.history), key=str) == [user(CLEAN_PROMPT.format(c)) for c in chunks]
+    assert sorted((r.messages for r in backend.history), key=str) == [
+        user(CLEAN_PROMPT.format(c)) for c in chunks
+    ]
     assert isinstance(result, Partial)
     table = result.result
     assert table.column("chunk").to_pylist() == [CLEANED, *chunks[1:]]
@@ -123,7 +127,7 @@ def test_clean_keeps_the_original_when_a_fact_is_lost_and_says_why():
         "kept original: lost 1987, 2300, Lake Orrin Field Station, Dr. Maren Toft",
         None,
     ]
-    assert result.failed[:3] == [None, None, None] and "context too long" in result.failed[3]
+    assert result.failed == [None, None, None, "llm bad_request (HTTP 400)"]
 
 
 def test_clean_rejects_a_too_short_rewrite_that_keeps_every_fact():
@@ -142,7 +146,11 @@ def qa(**params) -> ChunkQaGenerator:
 
 PAIRS = {
     "pairs": [
-        {"question": "When was the Lake Orrin Field Station founded?", "answer": "1987", "quote": "founded in 1987"},
+        {
+            "question": "When was the Lake Orrin Field Station founded?",
+            "answer": "1987",
+            "quote": "founded in 1987",
+        },
         {"question": "Who founded it?", "answer": 42, "quote": None},
         "not an object",
     ]
@@ -151,7 +159,9 @@ PAIRS = {
 
 def test_qa_prompt_schema_and_columns():
     op = qa(questions=3)
-    assert op.build_messages({"text": CHUNK}) == [{"role": "user", "content": QA_PROMPT.format(n=3, text=CHUNK)}]
+    assert op.build_messages({"text": CHUNK}) == [
+        {"role": "user", "content": QA_PROMPT.format(n=3, text=CHUNK)}
+    ]
     assert op.json_schema() == pairs_schema(3)
     assert op.required_columns() == ["chunk"]
     assert op.active_outputs() == ["question", "answer", "quote", "hops"]
@@ -176,7 +186,14 @@ def test_qa_parse_keeps_every_pair_visible_for_the_support_check():
             "bridge": None,
             "hops": 1,
         },
-        {"question": "Who founded it?", "answer": "42", "quote": "", "second_quote": None, "bridge": None, "hops": 1},
+        {
+            "question": "Who founded it?",
+            "answer": "42",
+            "quote": "",
+            "second_quote": None,
+            "bridge": None,
+            "hops": 1,
+        },
         {"question": "", "answer": "", "quote": "", "second_quote": None, "bridge": None, "hops": 1},
     ]
     assert len(qa(questions=1).parse(json.dumps(PAIRS), {})) == 1  # never more than asked for
@@ -193,7 +210,12 @@ def test_one_and_two_hop_questions_fan_out_per_chunk():
         "quote_b": "founded in 1987",
         "bridge": "Dr. Maren Toft",
     }
-    one = {"pairs": [{"question": "Q1?", "answer": "A1", "quote": "q one"}, {"question": "Q2?", "answer": "A2", "quote": "q two"}]}
+    one = {
+        "pairs": [
+            {"question": "Q1?", "answer": "A1", "quote": "q one"},
+            {"question": "Q2?", "answer": "A2", "quote": "q two"},
+        ]
+    }
 
     def script(request):
         if request.json_schema == MULTIHOP_SCHEMA:
@@ -210,7 +232,13 @@ def test_one_and_two_hop_questions_fan_out_per_chunk():
     assert isinstance(fanout, Fanout)
     assert fanout.source_index.to_pylist() == [0, 0, 0, 1, 1]
     assert fanout.columns["hops"].to_pylist() == [1, 1, 2, 1, 1]
-    assert fanout.columns["quote"].to_pylist() == ["q one", "q two", "limnologist Dr. Maren Toft", "q one", "q two"]
+    assert fanout.columns["quote"].to_pylist() == [
+        "q one",
+        "q two",
+        "limnologist Dr. Maren Toft",
+        "q one",
+        "q two",
+    ]
     assert fanout.columns["second_quote"].to_pylist() == [None, None, "founded in 1987", None, None]
     assert fanout.columns["bridge"].to_pylist()[2] == "Dr. Maren Toft"
     # The engine validates the answer against the JSON schema before parse sees it.
@@ -259,7 +287,9 @@ def test_generators_run_through_the_cli_with_a_fake_backend(tmp_path, cli):
         encoding="utf-8",
     )
     stats = cli.json("run", spec)
-    assert stats["rows_read"] + stats["rows_added_by_fanout"] == stats["rows_written"] + stats["rows_rejected"]
+    assert (
+        stats["rows_read"] + stats["rows_added_by_fanout"] == stats["rows_written"] + stats["rows_rejected"]
+    )
     out = [json.loads(line) for line in (tmp_path / "out" / "qa.jsonl").read_text().splitlines()]
     assert sorted(r["hops"] for r in out) == [1, 1, 2]
     assert {"clean_note", "question", "answer", "quote", "second_quote", "bridge"} <= set(out[0])

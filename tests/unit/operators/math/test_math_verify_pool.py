@@ -47,7 +47,7 @@ def test_a_runaway_check_is_killed_at_its_limit_off_the_main_thread(verifier):
     kills = verifier_pool_kills()
     verdict, seconds = in_thread(lambda: verifier.verify(r"\boxed{10^{10^{10}}}", "5"))
     assert (verdict.passed, verdict.reason, verdict.method) == (False, f"timeout after {LIMIT:g}s", "sympy")
-    assert LIMIT <= seconds < LIMIT + 1.5
+    assert LIMIT <= seconds < LIMIT + 3  # slack for a loaded machine; without the kill it never returns
     assert verifier_pool_kills() == kills + 1
     # The killed worker was replaced: the next checks work.
     again, _ = in_thread(lambda: verifier.verify(r"\boxed{\int_0^2 x\,dx}", "2"))

@@ -21,9 +21,10 @@ def test_support_filter_finds_the_span_and_the_answer_in_it():
     op = RagSupportFilter()
     rows = [
         ("It was founded in 1142 by Edda Varn.", "1142"),  # kept
-        ("“it was founded in 1142 by Edda Varn”", "Edda Varn"),  # kept: quotes and case are layout
+        ("“it was founded in 1142 by Edda Varn”", "Edda Varn"),  # kept: quotes and case are form
         ("Hollowmere was founded in 1142.", "1142"),  # a paraphrase
-        ("on the river Tarrow", "Tarrow"),  # found, 4 words: kept
+        ("on the river Tarrow", "the Tarrow"),  # found, 4 words: kept
+        ("Hollowmere is a town ... founded in 1142", "1142"),  # an ellipsis for an omitted part
         ("river Tarrow", "Tarrow"),  # too short to support anything
         ("It was founded in 1142 by Edda Varn.", "1143"),  # the answer is not in the span
         (None, "1142"),
@@ -32,21 +33,18 @@ def test_support_filter_finds_the_span_and_the_answer_in_it():
     verdict = op.process(
         batch(document=[DOC] * len(rows), support=[r[0] for r in rows], answer=[r[1] for r in rows])
     )
-    assert list(verdict.keep) == [True, True, False, True, False, False, False, False]
+    assert list(verdict.keep) == [True, True, False, True, True, False, False, False, False]
     assert verdict.reason.to_pylist() == [
         None,
         None,
         "support not in document",
+        None,
         None,
         "support too short",
         "answer not in support",
         "missing support",
         "missing answer",
     ]
-    start, end = verdict.columns["support_start"].to_pylist(), verdict.columns["support_end"].to_pylist()
-    assert DOC[start[0] : end[0]] == "It was founded in 1142 by Edda Varn"
-    assert DOC[start[3] : end[3]] == "on the river Tarrow"
-    assert start[2] is None and start[5] is not None  # found spans are reported even when dropped
 
 
 def test_support_filter_params():
