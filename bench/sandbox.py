@@ -20,6 +20,37 @@ from dataflow_cli.sandbox.process import Sandbox, SandboxPolicy, detect_isolatio
 from dataflow_cli.sandbox.verify import TestRunner
 
 
+class CpuMeter:
+    """CPU time of this process and every process it starts (bwrap's namespaces included, which
+    the kernel's per-child accounting misses), from a cgroup of its own when one can be made.
+    Divides out the machine's other load: executions/s on 2 idle cores = 2 / CPU per execution."""
+
+    def __init__(self) -> None:
+        self.read = None
+        for root, stat in (("/sys/fs/cgroup/cpuacct", "cpuacct.usage"), ("/sys/fs/cgroup", "cpu.stat")):
+            group = os.path.join(root, f"dataflow-bench-{os.getpid()}")
+            try:
+                os.makedirs(group, exist_ok=True)
+                with open(os.path.join(group, "cgroup.procs"), "w") as handle:
+                    handle.write(str(os.getpid()))
+            except OSError:
+                continue
+            path = os.path.join(group, stat)
+            if stat == "cpuacct.usage":
+                self.read = lambda path=path: int(open(path).read()) / 1e9
+            else:
+                self.read = lambda path=path: int(open(path).read().split()[1]) / 1e6
+            return
+
+    def per_run(self, fn, runs: int) -> float | None:
+        if self.read is None:
+            return None
+        before = self.read()
+        for _ in range(runs):
+            fn()
+        return (self.read() - before) / runs
+
+
 def rss_mb() -> float:
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -56,6 +87,13 @@ def main() -> None:
     )
     for workers in (1, 2, 4, 8):
         print(f"executions/s, {workers} concurrent: {throughput(box, 200, workers):.1f}")
+    meter = CpuMeter()
+    cpu = meter.per_run(lambda: box.run_python("print(1)"), 100)
+    if cpu is not None:
+        print(
+            f"CPU per trivial execution (parent, bwrap, interpreter, all counted): {cpu * 1000:.1f} ms "
+            f"-> at most {2 / cpu:.0f} executions/s on 2 idle cores"
+        )
 
     for limit in (0.5, 1.0, 2.0):
         timed = Sandbox(SandboxPolicy(timeout_s=limit), isolation=box.isolation)

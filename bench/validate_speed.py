@@ -61,11 +61,11 @@ def main() -> None:
     args = parser.parse_args()
     specs = args.specs or sorted(REPO.glob("pipelines/*/pipeline.yaml"))
     print(f"load average {os.getloadavg()[0]:.2f}; best of {args.runs} runs")
-    print(f"{'spec':<42} {'wall s':>7} {'cpu s':>7} {'RSS MB':>7}  heavy modules imported")
+    print(f"{'spec':<46} {'wall s':>7} {'cpu s':>7} {'RSS MB':>7}  heavy modules imported")
     for spec in specs:
         wall, cpu, rss = measure(spec, args.runs)
         shown = str(spec.relative_to(REPO)) if spec.is_relative_to(REPO) else str(spec)
-        print(f"{shown:<42} {wall:7.2f} {cpu:7.2f} {rss:7d}  {heavy_imports(spec)}")
+        print(f"{shown:<46} {wall:7.2f} {cpu:7.2f} {rss:7d}  {heavy_imports(spec)}")
 
 
 if __name__ == "__main__":

@@ -96,7 +96,18 @@ CREATE TABLE order_items (
   PRIMARY KEY (order_id, book_id)
 );
 """
-COUNTRIES = ["Portugal", "Spain", "France", "Germany", "Japan", "Poland", "Norway", "Brazil", "Türkiye", "Việt Nam"]
+COUNTRIES = [
+    "Portugal",
+    "Spain",
+    "France",
+    "Germany",
+    "Japan",
+    "Poland",
+    "Norway",
+    "Brazil",
+    "Türkiye",
+    "Việt Nam",
+]
 CITIES = {
     "Portugal": ["Lisboa", "Porto"],
     "Spain": ["Madrid", "Sevilla", "A Coruña"],
@@ -123,10 +134,22 @@ def bookstore(conn: sqlite3.Connection, rng: random.Random) -> None:
     authors = []
     for i in range(1, 46):
         authors.append(
-            (i, person(rng), maybe(rng, rng.choice(COUNTRIES), 0.1), maybe(rng, rng.randint(1920, 1995), 0.15))
+            (
+                i,
+                person(rng),
+                maybe(rng, rng.choice(COUNTRIES), 0.1),
+                maybe(rng, rng.randint(1920, 1995), 0.15),
+            )
         )
     conn.executemany("INSERT INTO authors VALUES (?, ?, ?, ?)", authors)
-    publisher_names = ["Aurora Press", "Éditions du Nord", "Kōdan House", "Blue Finch", "Verlag Sonne", "Casa Azul"]
+    publisher_names = [
+        "Aurora Press",
+        "Éditions du Nord",
+        "Kōdan House",
+        "Blue Finch",
+        "Verlag Sonne",
+        "Casa Azul",
+    ]
     publishers = []
     for i, name in enumerate(publisher_names, 1):
         country = rng.choice(COUNTRIES)
@@ -147,7 +170,11 @@ def bookstore(conn: sqlite3.Connection, rng: random.Random) -> None:
                 maybe(rng, rng.randint(1950, 2023), 0.05),
                 rng.choice(PRICES),
                 maybe(rng, rng.randint(80, 900), 0.12),
-                maybe(rng, f"978-{rng.randint(0, 9)}-{rng.randint(10000, 99999)}-{i:03d}-{rng.randint(0, 9)}", 0.15),
+                maybe(
+                    rng,
+                    f"978-{rng.randint(0, 9)}-{rng.randint(10000, 99999)}-{i:03d}-{rng.randint(0, 9)}",
+                    0.15,
+                ),
             )
         )
     conn.executemany("INSERT INTO books VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", books)
@@ -224,7 +251,17 @@ COURSE_TOPICS = {
     "LI": ["Phonetics", "Syntax", "Sémantique"],
     "EC": ["Microeconomics", "Macroeconomics", "Econometrics"],
 }
-GRADES = [("A", 93), ("A-", 90), ("B+", 87), ("B", 83), ("B-", 80), ("C+", 77), ("C", 73), ("D", 65), ("F", 50)]
+GRADES = [
+    ("A", 93),
+    ("A-", 90),
+    ("B+", 87),
+    ("B", 83),
+    ("B-", 80),
+    ("C+", 77),
+    ("C", 73),
+    ("D", 65),
+    ("F", 50),
+]
 
 
 def university(conn: sqlite3.Connection, rng: random.Random) -> None:
@@ -237,7 +274,9 @@ def university(conn: sqlite3.Connection, rng: random.Random) -> None:
     instructors = []
     for i in range(1, 31):
         salary = rng.choice([62000, 70000, 70000, 85000, 91000, 91000, 104000, 120000])
-        instructors.append((i, person(rng), rng.randint(1, len(departments)), salary, rng.randint(1990, 2022)))
+        instructors.append(
+            (i, person(rng), rng.randint(1, len(departments)), salary, rng.randint(1990, 2022))
+        )
     conn.executemany("INSERT INTO instructors VALUES (?, ?, ?, ?, ?)", instructors)
     students = []
     for i in range(1, 151):
@@ -257,7 +296,9 @@ def university(conn: sqlite3.Connection, rng: random.Random) -> None:
     for dept_id, (_, code, _) in enumerate(DEPARTMENTS, 1):
         teachers = [t[0] for t in instructors if t[2] == dept_id] or [None]
         for k, topic in enumerate(COURSE_TOPICS[code], 1):
-            courses.append((f"{code}{100 * k + 1}", topic, dept_id, rng.choice([3, 4, 4, 6]), rng.choice(teachers)))
+            courses.append(
+                (f"{code}{100 * k + 1}", topic, dept_id, rng.choice([3, 4, 4, 6]), rng.choice(teachers))
+            )
     conn.executemany("INSERT INTO courses VALUES (?, ?, ?, ?, ?)", courses)
     enrollments = []
     semesters = ["2022-fall", "2023-spring", "2023-fall", "2024-spring"]

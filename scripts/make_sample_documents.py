@@ -8,7 +8,8 @@ Needs `reportlab` (BSD; in the `dev` extra). Two files:
 - `lake_orrin_field_guide.pdf`, five pages: a title, headings, a bulleted and a numbered list
   and a word hyphenated across a line break (page 1), a ruled table (page 2), a page set in two
   columns under a full-width heading (page 3), a page that is one raster image with no text
-  layer (page 4), and a closing page (page 5);
+  layer (page 4), and a closing page (page 5); every text page has a running header and a page
+  number in its margins;
 - `boathouse_notice_scan.pdf`, one image-only page, like a scanned letter.
 
 The text of every page is kept here as data (`PAGES`): `expected_pages()` gives, per page, the
@@ -170,6 +171,7 @@ PAGES: list[list[tuple[str, object]]] = [
     ],
 ]
 
+RUNNING_HEADER = "Lake Orrin Field Station - Visitor Guide 2024"
 SCAN_TEXT = "NOTICE: the boathouse is closed for repairs until 1 May."
 
 PAGE_SIZE = (595.0, 842.0)  # A4 in points
@@ -361,7 +363,9 @@ def write_pdf(path: Path, pages: list[list[tuple[str, object]]]) -> int:
             writer.image_page(str(blocks[0][1]))
         else:
             writer.blocks(blocks, MARGIN, height - MARGIN - 10, width - 2 * MARGIN)
-            # A page number in the footer: page furniture a reader keeps out of the text.
+            # A running header and a page number in the footer: page furniture a reader keeps
+            # out of the text.
+            writer.text_line(MARGIN, height - MARGIN / 2, RUNNING_HEADER, ("Helvetica", 8, 10))
             writer.text_line(width / 2 - 3, MARGIN / 2, str(number), ("Helvetica", 8, 10))
         canvas.showPage()
     canvas.save()

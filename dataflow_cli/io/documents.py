@@ -287,8 +287,7 @@ def _drop_boilerplate_lines(text: str) -> str:
     from dataflow_cli.operator import Batch
 
     refined = BoilerplateLineRefiner().refine(Batch(pa.table({"text": [text]})))["text"]
-    value = refined[0].as_py() if hasattr(refined, "__getitem__") else text
-    return re.sub(r"\n{3,}", "\n\n", value or "").strip()
+    return re.sub(r"\n{3,}", "\n\n", refined[0].as_py() or "").strip()
 
 
 _SKIP_TAGS = frozenset({"nav", "header", "footer", "aside", "form", "button", "noscript", "dialog", "menu"})

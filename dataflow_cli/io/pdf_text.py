@@ -20,6 +20,9 @@ again from their geometry:
    with a bullet or `1.`/`a)` is a list item; a word hyphenated at a line end is joined again
    when the next line starts in lower case.
 
+Lines in the top or bottom margin that repeat on half of the pages or more (running headers
+and footers, page numbers ignored) are dropped, as are lone page numbers there.
+
 A page without any text is reported with a reason instead of as empty text.
 """
 
@@ -29,6 +32,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -444,11 +448,39 @@ def heading_sizes(all_pieces: list[list[Piece]], body: float) -> dict[float, int
     return {size: min(rank, 3) for rank, size in enumerate(sizes, start=1)}
 
 
+def running_lines(pages: list[tuple[list[Segment], float]]) -> set[str]:
+    """Header and footer lines that repeat on at least half of the pages (three or more), page
+    numbers in them ignored: "Lake Orrin Guide - page 3" is the same line on every page."""
+    if len(pages) < 3:
+        return set()
+    seen: Counter[str] = Counter()
+    for segs, height in pages:
+        margin = 0.08 * height
+        seen.update({_running_key(s.text) for s in segs if s.y < margin or s.y > height - margin})
+    return {key for key, count in seen.items() if key and count >= max(3, len(pages) / 2)}
+
+
+def _running_key(text: str) -> str:
+    return re.sub(r"\d+", "#", " ".join(text.lower().split()))
+
+
 def layout_page(
-    pieces: list[Piece], page_width: float, page_height: float, body: float, levels: dict[float, int]
+    pieces: list[Piece],
+    page_width: float,
+    page_height: float,
+    body: float,
+    levels: dict[float, int],
+    running: Collection[str] = (),
 ) -> str:
     """The page's text in reading order, as Markdown-flavoured plain text."""
     segs = drop_page_furniture(segments(pieces), page_height)
+    if running:
+        margin = 0.08 * page_height
+        segs = [
+            s
+            for s in segs
+            if not ((s.y < margin or s.y > page_height - margin) and _running_key(s.text) in running)
+        ]
     if not segs:
         return ""
     content_width = max(s.x1 for s in segs) - min(s.x0 for s in segs)
@@ -475,13 +507,20 @@ def extract_pages(reader: Any) -> list[tuple[str | None, str | None]]:
     good = [p for p in all_pieces if isinstance(p, list)]
     body = body_size(good)
     levels = heading_sizes(good, body)
+    running = running_lines(
+        [
+            (segments(p), float(page.mediabox.height))
+            for page, p in zip(pages, all_pieces, strict=True)
+            if isinstance(p, list)
+        ]
+    )
     out: list[tuple[str | None, str | None]] = []
     for page, pieces in zip(pages, all_pieces, strict=True):
         if isinstance(pieces, Exception):
             out.append((None, f"unreadable page content: {type(pieces).__name__}"))
             continue
         box = page.mediabox
-        text = layout_page(pieces, float(box.width), float(box.height), body, levels).strip()
+        text = layout_page(pieces, float(box.width), float(box.height), body, levels, running).strip()
         if not text:
             out.append((None, NO_TEXT_LAYER if has_images(page) else BLANK_PAGE))
         elif _undecodable(text):

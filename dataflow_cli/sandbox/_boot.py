@@ -1,6 +1,7 @@
 """The first code run inside every sandboxed child (stdlib only; sent as `python -I -S -c`).
 
-It reads its configuration from fd 0 (a marshal blob written by the parent, then EOF), applies the
+It reads its configuration from fd 0 (a marshal blob written by the parent, then EOF; when the
+child runs the parent's interpreter this file itself arrives first, as bytecode), applies the
 resource limits, drops to the unprivileged user chosen by the parent, writes the program's files
 into the working directory, closes every inherited descriptor but the result channel, and runs the
 program as `__main__` (or execs a command). Nothing of the program runs before the limits hold.
@@ -83,7 +84,7 @@ def _boot():
 
     filename = cfg["filename"]
     sys.argv = [filename, *cfg["argv"]]
-    code = compile(cfg["main"], filename, "exec")
+    code = marshal.loads(cfg["code"]) if cfg.get("code") else compile(cfg["main"], filename, "exec")
     del cfg, data
     return code
 

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dataflow_cli.sandbox.process import ExecResult, Sandbox
+from dataflow_cli.sandbox.process import Sandbox
 from dataflow_cli.sandbox.testplan import TestPlan, TestsInvalid, bound_names, build_plan
 
 _HERE = Path(__file__).parent
@@ -123,11 +123,12 @@ class TestRunner:
             files={"solution.py": solution, "plan.bin": marshal.dumps(record_plan)},
             filename="harness.py",
             channel=True,
+            trusted_program=True,
         )
         events = _events(record.channel)
         report = TestReport(
             time_s=round(record.wall_s, 4),
-            peak_memory_mb=_peak(record, events),
+            peak_memory_mb=round(record.peak_memory_mb, 1) if record.peak_memory_mb is not None else None,
             stderr=record.excerpt(),
         )
         load_error = next((e for e in events if e["ev"] == "load_error"), None)
@@ -150,6 +151,7 @@ class TestRunner:
             files={"plan.bin": _marshal(judge_plan)},
             filename="harness.py",
             channel=True,
+            trusted_program=True,
         )
         results = {e.get("s"): e for e in _events(judge.channel) if e["ev"] == "result"}
         for step, name in zip(plan.tests, plan.names, strict=True):
@@ -201,6 +203,7 @@ class TestRunner:
             files={"plan.bin": marshal.dumps(stub_plan)},
             filename="harness.py",
             channel=True,
+            trusted_program=True,
         )
         stubs = [e for e in _events(judge.channel) if e["ev"] == "stub"]
         for event in stubs:
@@ -231,14 +234,6 @@ def _marshal(plan: dict[str, Any]) -> bytes:
         return marshal.dumps(plan)
     except ValueError:  # JSON nested deeper than marshal allows: such records are no answer
         return marshal.dumps({**plan, "records": [e for e in plan["records"] if e["ev"] != "call"]})
-
-
-def _peak(record: ExecResult, events: list[dict[str, Any]]) -> float | None:
-    if record.peak_memory_mb is not None:
-        return round(record.peak_memory_mb, 1)
-    done = next((e for e in events if e["ev"] == "done"), None)  # reported by the run itself
-    value = done.get("maxrss_kb") if done else None
-    return round(value / 1024, 1) if isinstance(value, (int, float)) else None
 
 
 def _exception_name(info: Any) -> str:

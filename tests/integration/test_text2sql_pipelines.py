@@ -93,6 +93,8 @@ def test_text2sql_refine_on_a_scripted_backend(cli, tmp_path, monkeypatch):
     rows = read_jsonl(spec.parent / "out" / "text2sql_refined.jsonl")
     assert {r["variation_type"] for r in rows} == {"values", "structure"}
     assert all(r["cot_sql"] == SQL and r["prompt"].startswith(f"Database `{r['db_id']}`") for r in rows)
+    # what the execution filter measured travels with each kept row
+    assert all(r["result_rows"] >= 3 and len(r["result_fingerprint"]) == 16 for r in rows)
     assert database_hashes(spec.parent / "databases") == before
 
 

@@ -15,7 +15,7 @@ from dataflow_cli.io.documents import NO_TEXT_PDF, SCHEMA, html_main_text, read_
 from dataflow_cli.io.inputs import iter_batches, read_schema
 from dataflow_cli.io.paths import expand_inputs, format_for
 from dataflow_cli.io.pdf_text import NO_TEXT_LAYER
-from scripts.make_sample_documents import GUIDE, SCAN, char_recall, expected_pages
+from scripts.make_sample_documents import GUIDE, RUNNING_HEADER, SCAN, char_recall, expected_pages
 from tests.conftest import REPO
 
 pytest.importorskip("pypdf", reason="the `documents` extra (installed by `make test`)")
@@ -78,7 +78,8 @@ def test_headings_lists_tables_and_hyphenation_survive(guide):
     assert "1. Register online at least 3 days before your visit.\n2. Bring waterproof boots" in text
     assert "Month | Departures per week | First boat | Water temperature\nApril | 2 | 10:00 | 6 °C" in text
     assert "three decades of measurements." in text and "for instrument calibration" in text
-    assert not re.search(r"\n\d\n", text)  # page numbers in the footer are not text
+    # Page numbers in the footer and the running header are not text.
+    assert not re.search(r"\n\d\n", text) and RUNNING_HEADER not in text
 
 
 def test_a_scanned_pdf_is_a_row_with_its_reason_and_no_text():
@@ -208,3 +209,39 @@ def test_the_committed_pdfs_are_what_the_script_writes(tmp_path):
         rebuilt, committed = read_documents([tmp_path / name, DOCS / name])
         for column in ("text", "pages", "page_count", "skipped_pages", "extract_error"):
             assert rebuilt[column] == committed[column], (name, column)
+
+
+# --------------------------------------------------------------------------- layout rules on pieces
+
+
+def piece(x, y, text, size=10.0, bold=False):
+    from dataflow_cli.io.pdf_text import Piece
+
+    return Piece(x, y, size, 0.5 * size * len(text), bold, text)
+
+
+def test_layout_of_three_columns_a_bold_heading_and_a_running_footer():
+    from dataflow_cli.io.pdf_text import layout_page, running_lines, segments
+
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
+    pieces = [piece(50, 760, "Survey Results", bold=True)]
+    for column, x in enumerate((50, 230, 410)):
+        for line in range(4):  # three columns of prose, drawn row by row across the page
+            text = " ".join(f"{w}{column}{line}" for w in words[:4])
+            pieces.append(piece(x, 730 - 14 * line, text))
+    pieces.append(piece(50, 20, "Field notes, page 7"))
+    running = running_lines([(segments(pieces), 842.0)] * 3)
+    text = layout_page(pieces, 595, 842, 10.0, {}, running)
+    lines = text.split("\n\n")
+    assert lines[0] == "# Survey Results"  # bold, alone, at body size: a heading
+    order = [int(token[-2:-1]) for token in lines[1].split() if token.startswith("alpha")]
+    assert order == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]  # column by column
+    assert "Field notes" not in text
+
+
+def test_layout_of_a_two_column_table_of_short_cells():
+    from dataflow_cli.io.pdf_text import layout_page
+
+    pieces = [piece(50, 700 - 16 * i, left) for i, left in enumerate(("Name", "Heron II", "Marta Lind"))]
+    pieces += [piece(300, 700 - 16 * i, right) for i, right in enumerate(("Built", "1998", "1964"))]
+    assert layout_page(pieces, 595, 842, 10.0, {}) == "Name | Built\nHeron II | 1998\nMarta Lind | 1964"
