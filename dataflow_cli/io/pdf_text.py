@@ -7,8 +7,9 @@ again from their geometry:
 
 1. pieces on one baseline that nearly touch become a *segment* (a line, or a table cell, or one
    column's line); page numbers alone at the top or bottom margin are dropped;
-2. baselines with three or more segments (or two short ones) whose left edges line up over at
-   least two consecutive rows form a *table*: each row becomes `cell | cell | cell`;
+2. baselines with two or more segments, some of them short (a quarter of the text width; two
+   segments must both be), whose left edges line up over at least two consecutive rows form a
+   *table*: each row becomes `cell | cell | cell`;
 3. a *gutter* is a vertical strip crossed by few segments with prose on both sides on at least
    three shared baselines; segments then belong to a column or span the page (a title over two
    columns). Walking down the page, runs of column segments are read column by column, and a
@@ -218,10 +219,14 @@ def find_tables(segs: list[Segment], content_width: float) -> tuple[list[Table],
     """Tables (rows of aligned cells) and the segments that are not in one."""
     rows = _rows(segs)
 
+    def short(segment: Segment) -> bool:
+        return segment.x1 - segment.x0 < 0.25 * content_width
+
     def cellish(row: list[Segment]) -> bool:
+        # Three or more columns of prose have only long lines; a table row has short cells.
         if len(row) >= 3:
-            return True
-        return len(row) == 2 and all(s.x1 - s.x0 < 0.3 * content_width for s in row)
+            return any(short(s) for s in row)
+        return len(row) == 2 and all(short(s) for s in row)
 
     def aligned(a: list[Segment], b: list[Segment]) -> bool:
         starts = [s.x0 for s in b]

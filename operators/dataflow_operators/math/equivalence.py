@@ -73,6 +73,8 @@ _UNICODE = {
     "\u2265": "\\ge ", "\u2260": "\\ne ", "\u222a": "\\cup ", "\u2229": "\\cap ", "\u2205": "\\emptyset ",
     "\u00b0": "^\\circ", "\u2248": "\\approx ", "\u00b1": "\\pm ", "\u2213": "\\mp ", "\u27e8": "\\langle ",
     "\u27e9": "\\rangle ", "\u00b2": "^2", "\u00b3": "^3", "\u2009": " ", "\u202f": " ", "\u00a0": " ",
+    "\u00bd": "\\frac{1}{2}", "\u2153": "\\frac{1}{3}", "\u2154": "\\frac{2}{3}", "\u00bc": "\\frac{1}{4}",
+    "\u00be": "\\frac{3}{4}", "\u2155": "\\frac{1}{5}", "\u2159": "\\frac{1}{6}", "\u215b": "\\frac{1}{8}",
     "\u03b1": "\\alpha ", "\u03b2": "\\beta ", "\u03b8": "\\theta ", "\u2208": "\\in ",
 }  # fmt: skip
 _WRAPPERS = re.compile(
@@ -125,6 +127,7 @@ def clean(text: str, strip_units: bool = True) -> str:
         for pattern, repl in _LATEX_RULES:
             s = pattern.sub(repl, s)
         s = _unwrap(s, strip_units)
+        s = _before_approximation(s)
         for pattern, repl in _RELATION_RULES:
             s = pattern.sub(repl, s)
     s = s.replace("=>", " ")
@@ -135,6 +138,25 @@ def clean(text: str, strip_units: bool = True) -> str:
     if s.startswith("="):  # "\approx 3.14" / "= 5": the value
         s = s[1:].strip()
     return s
+
+
+_APPROX_SIGN = re.compile(r"\\approx(?![a-zA-Z])")
+
+
+def _before_approximation(s: str) -> str:
+    """`\\frac{1}{3} \\approx 0.33` -> `\\frac{1}{3}`: a value followed by its rounding is
+    the value. With a variable in front (`x \\approx 3.14`) the rounding is all there is."""
+    m = _APPROX_SIGN.search(s)
+    if m is None:
+        return s
+    before = s[: m.start()].strip().rstrip("=").strip()
+    if not before or "=" in before or "," in before:
+        return s
+    try:
+        tree = parse_expr(before)
+    except (ExprError, RecursionError):
+        return s
+    return before if not symbols(tree) else s
 
 
 def _unwrap(s: str, strip_units: bool) -> str:
@@ -313,6 +335,8 @@ def _parse_item(s: str, strip_units: bool) -> Value:
             if all(op == "=" for op in ops) and _NAME.fullmatch(operands[0].replace(" ", "")):
                 name = operands[0].replace(" ", "")
             values = tuple(_parse_item(o, strip_units) for o in operands)
+            if name is None and all(op == "=" for op in ops) and all(_constant(v) for v in values):
+                return values[-1]
             return ("rel", values, tuple(ops), name)
     matrix = _matrix(s, strip_units)
     if matrix is not None:
@@ -321,6 +345,18 @@ def _parse_item(s: str, strip_units: bool) -> Value:
     if seq is not None:
         return seq
     return _parse_leaf(s, strip_units)
+
+
+def _constant(value: Value) -> bool:
+    return value[0] == "expr" and not symbols(value[1])
+
+
+# `\{x \mid x > 1\}`, `\{x \in \mathbb{R} : x > 1\}`: set-builder notation is its condition.
+_SET_BUILDER = re.compile(
+    r"^\s*([a-zA-Z])\s*(?:\\in\s*(?:\(-\\infty, \\infty\)|\\mathbb\s*\{?\s*[RZNQ]\s*\}?)\s*)?"
+    r"(?:\\mid|\||:)\s*(.+)$",
+    re.S,
+)
 
 
 def _bracketed(s: str, depth: list[int], strip_units: bool) -> Value | None:
@@ -343,6 +379,11 @@ def _bracketed(s: str, depth: list[int], strip_units: bool) -> Value | None:
     is_set = opener in ("\\{", "\\lbrace", "{")
     if is_set and end_token not in ("\\}", "\\rbrace", "}"):
         return None
+    builder = _SET_BUILDER.match(inner) if is_set else None
+    if builder is not None:
+        condition = _parse_list(builder.group(2).strip(), strip_units)
+        if condition[0] in ("rel", "list", "union"):
+            return condition
     items = [p for p in _split(inner, re.compile(r","), inner_depth)]
     if is_set:
         if opener == "{" and len(items) < 2:
@@ -403,7 +444,7 @@ _KNOWN_UNITS = (
     r"units|sq|cm\^2|m\^2|km\^2|in\^2|ft\^2|cm\^3|m\^3"
 )
 _TRAILING_WORDS = re.compile(
-    r"(?<=[\d})])\s*(?:(?:[a-zA-Z]{2,}\.?)(?:\s+[a-zA-Z]{2,}\.?)*)"
+    r"(?<=[\d})])\s+(?:(?:[a-zA-Z]{2,}\.?)(?:\s+[a-zA-Z]{2,}\.?)*)"
     r"(?:\s*(?:/|per)\s*[a-zA-Z]+)?(?:\s*\^\s*\{?[23]\}?)?\s*$"
 )
 _TRAILING_LETTER = re.compile(
@@ -437,6 +478,12 @@ def _strip_units(s: str) -> str:
     return s
 
 
+_NUMBER_WORDS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty"
+).split()
+
+
 def text_form(s: str) -> str:
     t = s.lower().strip()
     t = re.sub(r"[\"'`]", "", t)
@@ -461,6 +508,8 @@ def _parse_leaf(s: str, strip_units: bool) -> Value:
         if strip_units:
             s = _strip_units(s)
     if _TEXT.fullmatch(s):
+        if text_form(s) in _NUMBER_WORDS:  # "five" is 5
+            return ("expr", ("num", Fraction(_NUMBER_WORDS.index(text_form(s)))), percent)
         words = re.findall(r"[A-Za-z]+", s)
         if any(len(w) > 1 and w.lower() not in MATH_WORDS for w in words):
             return ("text", text_form(s))
@@ -545,6 +594,12 @@ def render_value(value: Value) -> str:
 
 
 # Comparison --------------------------------------------------------------------------------
+def within_integers(x: Fraction, y: Fraction) -> bool:
+    """Two exact integers: a count off by one is wrong however large it is (10^100 + 1 is not
+    10^100), so the relative tolerance, meant for decimals, does not apply."""
+    return x.denominator == 1 and y.denominator == 1
+
+
 # A point where an expression is undefined (division by zero, log of 0, ordering a complex number).
 _UNDEFINED_HERE = (NotExact, ZeroDivisionError, ValueError, OverflowError, TypeError)
 _POINTS = ("0.5772156649015329", "1.6180339887498949", "-0.7390851332151607", "2.2360679774997897",
@@ -723,7 +778,9 @@ class Comparer:
         except (NotExact, TooBig, ZeroDivisionError):
             pass
         else:
-            if x == y or abs(x - y) <= Fraction(self.options.rel_tol) * max(abs(x), abs(y)):
+            if x == y or (
+                not within_integers(x, y) and abs(x - y) <= Fraction(self.options.rel_tol) * max(abs(x), abs(y))
+            ):
                 return True
             return self.fail("different values")
         return self.numeric(a, b)
@@ -823,6 +880,14 @@ class Comparer:
             if any(p is None for p in parts):
                 return None
             return ("union", tuple(parts))  # type: ignore[arg-type]
+        if value[0] == "rel" and value[2] == ("!=",):
+            side = [o for o in value[1] if o[0] == "expr" and o[1][0] == "sym"]
+            other = [o for o in value[1] if o not in side]
+            if len(side) == 1 and len(other) == 1 and other[0][0] == "expr" and not symbols(other[0][1]):
+                inf = ("expr", ("const", "oo"), False)
+                minus_inf = ("expr", ("neg", ("const", "oo")), False)
+                return ("union", (("seq", "(", ")", (minus_inf, other[0])), ("seq", "(", ")", (other[0], inf))))
+            return None
         if value[0] != "rel" or any(op in ("=", "!=") for op in value[2]):
             return None
         operands = value[1]

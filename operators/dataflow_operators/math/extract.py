@@ -188,19 +188,21 @@ def _last_statement(text: str) -> Extraction | None:
     if best is None:
         return None
     rest = text[best.end() :]
-    line = rest.split("\n", 1)[0].strip()
-    if not line.strip(" *_:"):  # "Final Answer:" with the answer on the next line(s)
-        following = [ln.strip() for ln in rest.split("\n")[1:] if ln.strip()]
-        if not following:
-            return Extraction(None, "none", "no final answer")
-        line = following[0]
-        if line in ("$$", "\\["):  # a display block: take it whole
-            block = []
-            for ln in following[1:]:
-                if ln in ("$$", "\\]"):
-                    break
-                block.append(ln)
-            line = " ".join(block)
+    # The patterns end in `\s*`, so `rest` may already start on a later line than the statement.
+    lines = [ln.strip() for ln in rest.split("\n")]
+    if not lines[0].strip(" *_:"):  # "Final Answer:" with the answer on the next line(s)
+        lines = lines[1:]
+    following = [ln for ln in lines if ln]
+    if not following:
+        return Extraction(None, "none", "no final answer")
+    line = following[0]
+    if line in ("$$", "\\["):  # a display block: take it whole
+        block = []
+        for ln in following[1:]:
+            if ln in ("$$", "\\]"):
+                break
+            block.append(ln)
+        line = " ".join(block)
     answer = _strip_statement(line)
     if not answer:
         return Extraction(None, "none", "no final answer")
@@ -220,7 +222,7 @@ _TRAILERS = re.compile(r"\s*(?:\.\s*)?(?:I hope it is correct|Hope this helps|Le
 def _strip_statement(line: str) -> str:
     """The answer itself from the rest of a statement line: markdown, delimiters, sentence end."""
     s = _TRAILERS.sub("", line).strip()
-    s = re.sub(r"^(?:\*\*|__)+|(?:\*\*|__)+$", "", s).strip()
+    s = re.sub(r"^(?:\*\*|__)+|(?:\*\*|__)+[.;,!]*$", "", s).strip()  # "**24**."
     s = s.strip(" :").strip()
     # Cut at the end of the first sentence outside math: ". " followed by a capital letter.
     s = re.split(r"(?<!\\)\.\s+(?=[A-Z])", s, maxsplit=1)[0]

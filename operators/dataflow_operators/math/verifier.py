@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from functools import lru_cache
 
-from dataflow_operators.math.equivalence import Comparer, Options, parse_pair, render_value
+from dataflow_operators.math.equivalence import Comparer, Options, parse_pair, render_value, within_integers
 from dataflow_operators.math.extract import extract_answer
 
 
@@ -75,7 +75,9 @@ def compare_fast(answer: str, gold: str, options: Options) -> tuple[bool | None,
     """(equal or None if sympy must decide, reason, canonical answer, canonical gold)."""
     a, b = quick_number(answer), quick_number(gold)
     if a is not None and b is not None:
-        equal = a == b or abs(a - b) <= Fraction(options.rel_tol) * max(abs(a), abs(b))
+        equal = a == b or (
+            not within_integers(a, b) and abs(a - b) <= Fraction(options.rel_tol) * max(abs(a), abs(b))
+        )
         return equal, "equal" if equal else "different values", str(a), str(b)
     g, p = parse_pair(answer, gold, options)
     comparer = Comparer(options)

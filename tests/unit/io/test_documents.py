@@ -234,8 +234,9 @@ def test_layout_of_three_columns_a_bold_heading_and_a_running_footer():
     text = layout_page(pieces, 595, 842, 10.0, {}, running)
     lines = text.split("\n\n")
     assert lines[0] == "# Survey Results"  # bold, alone, at body size: a heading
-    order = [int(token[-2:-1]) for token in lines[1].split() if token.startswith("alpha")]
+    order = [int(token[-2:-1]) for token in text.split() if token.startswith("alpha")]
     assert order == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]  # column by column
+    assert len(lines) == 4  # a column is a block of its own
     assert "Field notes" not in text
 
 
