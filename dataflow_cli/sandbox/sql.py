@@ -139,6 +139,15 @@ NO_DATABASE = "sql database unreadable"
 
 _CONNECTIONS_PER_THREAD = 32
 
+# SQLite's limit categories (sqlite3.h: SQLITE_LIMIT_LENGTH 0, SQL_LENGTH 1, ATTACHED 7). The
+# module names them from Python 3.11 only, together with Connection.setlimit; on 3.10 the limits
+# are not set and the checks below stand alone: the authorizer refuses ATTACH, `check` the SQL
+# length, and the value length falls back to SQLite's compiled maximum (1e9 bytes by default)
+# plus, under process isolation, the worker's memory cap.
+_LIMIT_LENGTH: int = getattr(sqlite3, "SQLITE_LIMIT_LENGTH", 0)
+_LIMIT_SQL_LENGTH: int = getattr(sqlite3, "SQLITE_LIMIT_SQL_LENGTH", 1)
+_LIMIT_ATTACHED: int = getattr(sqlite3, "SQLITE_LIMIT_ATTACHED", 7)
+
 
 @dataclass(frozen=True)
 class SqlLimits:
@@ -222,10 +231,16 @@ _SPACE_OR_COMMENT = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.
 _WORD = re.compile(r"[A-Za-z_]+")
 
 
+def _skip_space(sql: str, position: int = 0) -> int:
+    """Where the text after whitespace and comments starts (the pattern matches the empty string)."""
+    match = _SPACE_OR_COMMENT.match(sql, position)
+    return match.end() if match else position
+
+
 def leading_keyword(sql: str) -> str | None:
     """The statement's first keyword, upper-cased, after whitespace and comments (None when
     it does not start with a word, e.g. a parenthesis: SQLite then reports the syntax error)."""
-    position = _SPACE_OR_COMMENT.match(sql).end()
+    position = _skip_space(sql)
     match = _WORD.match(sql, position)
     return match.group().upper() if match else None
 
@@ -312,10 +327,11 @@ class _Guarded:
         conn = self.conn
         if hasattr(conn, "enable_load_extension"):  # absent when Python's SQLite omits extensions
             conn.enable_load_extension(False)
-        if hasattr(conn, "setlimit"):  # Python >= 3.11
-            conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self.limits.max_value_bytes)
-            conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, self.limits.max_sql_bytes + 64)
+        setlimit = getattr(conn, "setlimit", None)  # Python >= 3.11; see _LIMIT_* for 3.10
+        if setlimit is not None:
+            setlimit(_LIMIT_ATTACHED, 0)
+            setlimit(_LIMIT_LENGTH, self.limits.max_value_bytes)
+            setlimit(_LIMIT_SQL_LENGTH, self.limits.max_sql_bytes + 64)
         conn.execute("PRAGMA query_only = ON")
         conn.execute("PRAGMA trusted_schema = OFF")
         conn.execute("PRAGMA temp_store = MEMORY")
@@ -500,7 +516,7 @@ class _Worker:
         # this package's own folder is importable (not the current directory).
         package_root = str(Path(__file__).resolve().parents[2])
         env = {"PYTHONPATH": package_root, "PYTHONSAFEPATH": "1", "PATH": os.defpath}
-        self.process = subprocess.Popen(
+        process = self.process = subprocess.Popen(
             [sys.executable, "-s", "-m", "dataflow_cli.sandbox.sql"],
             env=env,
             stdin=subprocess.PIPE,
@@ -509,8 +525,9 @@ class _Worker:
             close_fds=True,
         )
         _LIVE_WORKERS.add(self)
-        _write_frame(self.process.stdin, marshal.dumps(self.limits.as_dict()))
-        fd = self.process.stdout.fileno()
+        assert process.stdin is not None and process.stdout is not None  # both are PIPEs
+        _write_frame(process.stdin, marshal.dumps(self.limits.as_dict()))
+        fd = process.stdout.fileno()
         ready, _, _ = select.select([fd], [], [], _WORKER_START_TIMEOUT)
         if not ready or _read_frame(fd) != b"ready":
             self.stop()
@@ -675,7 +692,7 @@ class SqlGuard:
             return SqlResult(error="sql error: null character", detail="the SQL contains a NUL character")
         text = strip_trailing_semicolons(sql)
         keyword = leading_keyword(text)
-        if keyword is None and not text[_SPACE_OR_COMMENT.match(text).end() :]:
+        if keyword is None and not text[_skip_space(text) :]:
             return SqlResult(error=EMPTY_SQL, detail="only whitespace or comments")
         if keyword in OTHER_STATEMENT_KEYWORDS:
             return SqlResult(error=f"{NOT_READ_ONLY}: {keyword}", detail=f"{keyword} statements are refused")

@@ -37,6 +37,11 @@ _SPACE_AFTER_OPEN = re.compile(r"(?<=[(\[]) ")
 _ELLIPSIS = re.compile(r"\s*(?:\.\s?\.\s?\.|…)\s*")
 
 
+def join_hyphenation(text: str) -> str:
+    """Words hyphenated across a line break joined again ("Kes-\nsel" -> "Kessel")."""
+    return _LINE_BREAK_HYPHEN.sub("", text)
+
+
 def normalize_span(text: str) -> str:
     """`text` in the form quotes and passages are compared in (see the module docstring)."""
     text = unicodedata.normalize("NFKC", text)

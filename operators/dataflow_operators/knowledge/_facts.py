@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from dataflow_operators._lib.support import normalize_span
+from dataflow_operators._lib.support import join_hyphenation, normalize_span
 
 _CITATION = re.compile(r"\[\s*\d+(?:\s*[,\u2013-]\s*\d+)*\s*\]|[\u00b9\u00b2\u00b3\u2070-\u2079]+")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,:/]\d+)*(?![\w])|(?<=[^\W\d_])\d+")
@@ -71,7 +71,9 @@ def _sentence_start(text: str, position: int) -> bool:
 
 
 def lost_facts(original: str, rewrite: str) -> list[str]:
-    """Facts of `original` missing from `rewrite`, in order of appearance (each once)."""
+    """Facts of `original` missing from `rewrite`, in order of appearance (each once); a word
+    hyphenated across a line break in the original counts joined, as a cleaner would join it."""
+    original = join_hyphenation(original)
     have_numbers = set(numbers(rewrite))
     plain = normalize_span(rewrite)
     lost: list[str] = []

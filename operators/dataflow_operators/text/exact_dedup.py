@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from functools import cache
 from hashlib import blake2b
 
 import numpy as np
@@ -17,16 +18,16 @@ from dataflow_cli.operator import Batch, Filter, Verdict
 _BINARY = pa.large_binary()
 
 
-_NULL = pa.scalar(b"\x00", _BINARY)  # a null value
-
-
-_VALUE = pa.scalar(b"\x01", _BINARY)  # a value follows: its byte length in decimal, ":", its bytes
-
-
-_COLON = pa.scalar(b":", _BINARY)
-
-
-_EMPTY = pa.scalar(b"", _BINARY)
+@cache
+def _separators() -> tuple:
+    """(null marker, value marker, ":", ""): built on first use, since creating Arrow scalars
+    imports pandas, which `validate` must not pay for."""
+    return (
+        pa.scalar(b"\x00", _BINARY),  # a null value
+        pa.scalar(b"\x01", _BINARY),  # a value follows: its byte length in decimal, ":", its bytes
+        pa.scalar(b":", _BINARY),
+        pa.scalar(b"", _BINARY),
+    )
 
 
 def normalize_key(text: str) -> str:
@@ -73,11 +74,12 @@ def row_keys(columns: list[pa.Array], normalize: bool) -> pa.Array:
     for values in columns:
         raw = _as_bytes(values, normalize)
         length = pc.binary_length(raw).cast(pa.large_string()).cast(_BINARY)
-        encoded = pc.binary_join_element_wise(_VALUE, length, _COLON, raw, _EMPTY)
-        parts.append(encoded.fill_null(_NULL))
+        null, value, colon, empty = _separators()
+        encoded = pc.binary_join_element_wise(value, length, colon, raw, empty)
+        parts.append(encoded.fill_null(null))
     if len(parts) == 1:
         return parts[0]
-    return pc.binary_join_element_wise(*parts, _EMPTY)
+    return pc.binary_join_element_wise(*parts, _separators()[3])
 
 
 class ExactDedupFilter(Filter):

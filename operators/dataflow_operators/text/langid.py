@@ -173,9 +173,154 @@ class BatchClassifier:
         return results
 
 
+# The bundled model's labels (checked against the model by a test): known without loading the
+# model, so building an operator during `validate` stays fast.
+MODEL_LANGUAGES = (
+    "ace",
+    "af",
+    "am",
+    "an",
+    "ar",
+    "ary",
+    "arz",
+    "as",
+    "az",
+    "ba",
+    "bcl",
+    "be",
+    "bg",
+    "bn",
+    "br",
+    "bs",
+    "ca",
+    "crh",
+    "cs",
+    "cy",
+    "da",
+    "de",
+    "dz",
+    "el",
+    "en",
+    "eo",
+    "es",
+    "et",
+    "eu",
+    "ext",
+    "fa",
+    "fi",
+    "fo",
+    "fr",
+    "fuv",
+    "fy",
+    "ga",
+    "gcf",
+    "gcr",
+    "gd",
+    "gl",
+    "gom",
+    "grc",
+    "gu",
+    "gug",
+    "guw",
+    "ha",
+    "hbo",
+    "he",
+    "hi",
+    "hr",
+    "ht",
+    "hu",
+    "hy",
+    "id",
+    "ig",
+    "is",
+    "it",
+    "ja",
+    "jv",
+    "ka",
+    "kab",
+    "kik",
+    "kk",
+    "km",
+    "kn",
+    "ko",
+    "ku",
+    "ky",
+    "la",
+    "lb",
+    "lg",
+    "lij",
+    "ln",
+    "lo",
+    "lt",
+    "ltg",
+    "lv",
+    "mg",
+    "mk",
+    "ml",
+    "mn",
+    "mr",
+    "ms",
+    "mt",
+    "my",
+    "ne",
+    "nl",
+    "nn",
+    "no",
+    "nso",
+    "oc",
+    "om",
+    "or",
+    "pa",
+    "pcm",
+    "pl",
+    "ps",
+    "pt",
+    "qu",
+    "ro",
+    "ru",
+    "rw",
+    "sa",
+    "sdh",
+    "se",
+    "si",
+    "sk",
+    "sl",
+    "sn",
+    "so",
+    "sq",
+    "sr",
+    "st",
+    "sv",
+    "sw",
+    "ta",
+    "te",
+    "tg",
+    "th",
+    "tk",
+    "tl",
+    "tr",
+    "tt",
+    "ug",
+    "uk",
+    "ur",
+    "uz",
+    "uzs",
+    "vec",
+    "vi",
+    "vo",
+    "wa",
+    "wuu",
+    "xh",
+    "yo",
+    "yue",
+    "zh",
+    "zu",
+)
+
+
 def known_languages() -> list[str]:
     """The language codes the bundled model can output."""
-    return [label for label in _identifier(None).labels if label != NO_LANGUAGE]
+    return list(MODEL_LANGUAGES)
 
 
 def _check_codes(codes: list[str], param: str, operator: str, macrolanguages: bool = False) -> None:
@@ -267,11 +412,12 @@ class LanguageEvaluator(Evaluator):
         languages = self.params.languages
         if languages:
             _check_codes(languages, "languages", self.name)
-        self._classifier = _classifier(tuple(sorted(languages)) if languages else None)
 
     def evaluate(self, batch: Batch) -> dict[str, pa.Array]:
         text = text_column(batch, "text")
-        lang, score = detect(text, self._classifier, self.params.max_chars)
+        languages = self.params.languages  # the model loads on first use, not when validating
+        classifier = _classifier(tuple(sorted(languages)) if languages else None)
+        lang, score = detect(text, classifier, self.params.max_chars)
         return {"lang": lang, "lang_score": score}
 
 
@@ -332,18 +478,17 @@ class LanguageFilter(Filter):
     def __init__(self, params=None, inputs=None, outputs=None):
         super().__init__(params, inputs, outputs)
         _check_codes(self.params.allowed, "allowed", self.name, self.params.match_macrolanguage)
-        self._classifier = _classifier(None)
         accepted = set(self.params.allowed)
         if self.params.match_macrolanguage:
             accepted |= {member for member, macro in MACROLANGUAGE.items() if macro in accepted}
-        self._accepted = pa.array(sorted(accepted), pa.string())
+        self._accepted = sorted(accepted)
         self._null_reason = f"`{self.input_columns['text']}` is null"
         self._score_reason = f"lang score < {self.params.min_score:g}"
 
     def filter(self, batch: Batch) -> Verdict:
         text = text_column(batch, "text")
-        lang, score = detect(text, self._classifier, self.params.max_chars)
-        allowed = pc.is_in(lang, self._accepted).fill_null(False)
+        lang, score = detect(text, _classifier(None), self.params.max_chars)
+        allowed = pc.is_in(lang, pa.array(self._accepted, pa.string())).fill_null(False)
         low = pc.less(score, self.params.min_score).fill_null(False)
         is_null = pc.is_null(text)
         no_language = pc.and_(pc.is_null(lang), pc.invert(is_null))

@@ -71,6 +71,7 @@ def test_facts_are_numbers_and_names_not_sentence_openings():
         "March",
     ]
     assert lost_facts(CHUNK, CLEANED) == []
+    assert lost_facts("Ferries leave Kes-\nsel Ford at 07:15.", "Ferries leave Kessel Ford at 07:15.") == []
     assert lost_facts(CHUNK, CLEANED.replace("1987", "1978").replace("Maren Toft", "M. Toft")) == [
         "1987",
         "Dr. Maren Toft",

@@ -267,3 +267,10 @@ def test_langid_end_to_end(tmp_path, monkeypatch):
         ("1", "lang `fr` not allowed"),
         ("2", "no language"),
     ]
+
+
+def test_known_languages_match_the_bundled_model():
+    # The codes are listed in the module so validation does not load the model; they must be
+    # exactly what the model outputs.
+    model_labels = {label for label in langid._identifier(None).labels if label != langid.NO_LANGUAGE}
+    assert set(langid.MODEL_LANGUAGES) == model_labels
