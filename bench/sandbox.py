@@ -35,12 +35,19 @@ class CpuMeter:
                     handle.write(str(os.getpid()))
             except OSError:
                 continue
+            self.group, self.parent = group, root
             path = os.path.join(group, stat)
             if stat == "cpuacct.usage":
                 self.read = lambda path=path: int(open(path).read()) / 1e9
             else:
                 self.read = lambda path=path: int(open(path).read().split()[1]) / 1e6
             return
+
+    def close(self) -> None:
+        if self.read is not None:  # back to the parent group, then the group can go
+            with open(os.path.join(self.parent, "cgroup.procs"), "w") as handle:
+                handle.write(str(os.getpid()))
+            os.rmdir(self.group)
 
     def per_run(self, fn, runs: int) -> float | None:
         if self.read is None:
@@ -89,6 +96,7 @@ def main() -> None:
         print(f"executions/s, {workers} concurrent: {throughput(box, 200, workers):.1f}")
     meter = CpuMeter()
     cpu = meter.per_run(lambda: box.run_python("print(1)"), 100)
+    meter.close()
     if cpu is not None:
         print(
             f"CPU per trivial execution (parent, bwrap, interpreter, all counted): {cpu * 1000:.1f} ms "

@@ -98,5 +98,6 @@ except SystemExit:
 except BaseException as _exc:  # a traceback as `python main.py` would print it, without this file
     import traceback
 
-    traceback.print_exception(type(_exc), _exc, _exc.__traceback__.tb_next)
+    _tb = _exc.__traceback__
+    traceback.print_exception(type(_exc), _exc, _tb.tb_next if _tb else None)
     raise SystemExit(1) from None

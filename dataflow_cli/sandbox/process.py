@@ -16,10 +16,13 @@ Every operator that executes model-written code goes through `Sandbox.run_python
   | `unshare` (util-linux, root or user namespaces) | own empty network namespace | a fresh host directory, removed afterwards; the rest of the host is readable and, where its permissions allow that uid, writable | own PID namespace | a fresh unprivileged uid (as root) or a user namespace |
   | `none` | **shared with the host** | a fresh host directory; the rest as the user's permissions allow | own process group (a program that leaves its session can outlive the run unless this process is root) | a fresh unprivileged uid only when this process is root |
 
-  `bwrap` is preferred, then `unshare`, then `none` (`DATAFLOW_SANDBOX=<mechanism>` forces one). A policy states what must hold: `network:
-  off` (the default) fails the stage when no network namespace can be made and `filesystem:
-  isolated` (the default) fails it without bubblewrap, each with a message saying what to
-  install; `best_effort` runs anyway and the run stats say what was in force.
+  `bwrap` is preferred, then `unshare`, then `none` (`DATAFLOW_SANDBOX=<mechanism>` forces one).
+  A policy states what must hold: `network: off` (the default) fails the stage when no network
+  namespace can be made and `filesystem: isolated` (the default) fails it without bubblewrap,
+  each with a message saying what to install; `best_effort` runs anyway and the run stats say
+  what was in force. Plainly: under `none` without root, a program runs as this user and can
+  read this process's environment through `/proc`, signal it and write wherever this user can;
+  it is for trusted code only. `disk_mb` needs bubblewrap >= 0.7 (older ones: per-file limit only).
 - **Environment**: the child gets a fixed, minimal environment (PATH, HOME, TMPDIR, LANG), never
   the parent's: no API key or other secret exists in it. With `bwrap`/`unshare` its `/proc` shows
   only its own processes; as root it runs as a uid that cannot read another user's environment.
@@ -61,7 +64,7 @@ INSIDE_WORKDIR = "/tmp/work"
 # As root the child runs as a uid drawn from this range: unused by any account, and fresh per
 # run, so the kernel's per-user process count is the run's own.
 _UID_RANGE = (1_900_000_000, 2_000_000_000)
-_SIGNALS = {
+_SIGNALS: dict[int, str] = {
     signal.SIGXCPU: "cpu time limit",
     signal.SIGXFSZ: "file size limit",
     signal.SIGSEGV: "crashed (SIGSEGV)",
@@ -226,7 +229,9 @@ def _bwrap_prefix(policy: SandboxPolicy, root: bool) -> list[str]:
         args += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
         args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:
-        args += ["--unshare-all", "--disable-userns"]
+        args += ["--unshare-all", "--unshare-user"]
+        if "--disable-userns" in _bwrap_options():  # bubblewrap >= 0.8: no nested namespaces
+            args += ["--disable-userns"]
     args += ["--die-with-parent", "--new-session", "--clearenv", "--hostname", "sandbox"]
     for key, value in _child_env(INSIDE_WORKDIR).items():
         args += ["--setenv", key, value]
@@ -248,9 +253,25 @@ def _bwrap_prefix(policy: SandboxPolicy, root: bool) -> list[str]:
         args += ["--ro-bind", folder, folder]
         bound.append(folder)
     args += ["--proc", "/proc", "--dev", "/dev"]
-    args += ["--perms", "1777", "--size", str(policy.disk_mb << 20), "--tmpfs", INSIDE_TMP]
+    size = ["--size", str(policy.disk_mb << 20)] if "--size" in _bwrap_options() else []  # >= 0.7
+    args += ["--perms", "1777", *size, "--tmpfs", INSIDE_TMP]
     args += ["--perms", "0777", "--dir", INSIDE_WORKDIR, "--chdir", INSIDE_WORKDIR, "--"]
     return args + [exe]
+
+
+def _bwrap_options() -> frozenset[str]:
+    """The options the installed bubblewrap knows (older releases lack some)."""
+    global _BWRAP_OPTIONS
+    if _BWRAP_OPTIONS is None:
+        try:
+            text = subprocess.run(["bwrap", "--help"], capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            text = ""
+        _BWRAP_OPTIONS = frozenset(word for word in text.split() if word.startswith("--"))
+    return _BWRAP_OPTIONS
+
+
+_BWRAP_OPTIONS: frozenset[str] | None = None
 
 
 def _child_env(home: str) -> dict[str, str]:
@@ -467,6 +488,7 @@ class Sandbox:
             payload = boot + payload
         else:
             interpreter = ["-I", "-S", "-B", "-c", _boot_source()]
+        cwd: str | None
         if iso.mechanism == "bwrap":
             argv, env, cwd = [*_bwrap_prefix(policy, root), *interpreter], {}, "/"
         else:

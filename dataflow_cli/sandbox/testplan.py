@@ -77,7 +77,11 @@ def build_plan(source: str) -> TestPlan:
         raise TestsInvalid("tests syntax error", str(exc)) from None
     defined = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     checking = {name for name, node in defined.items() if _has_check(node)}
-    judge, record, tests, names, later = [], [], [], [], []
+    judge: list[dict] = []
+    record: list[dict] = []
+    tests: list[int] = []
+    names: list[str] = []
+    later: list[tuple[dict, str]] = []
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             _add_setup(judge, record, node)
@@ -186,7 +190,9 @@ def _identifiers(tree: ast.AST) -> set[str]:
 def _free_names(tree: ast.AST) -> list[str]:
     """Names the tests read but never bind (nor are builtins): the functions under test. Names
     imported from a module called `solution` count too."""
-    loaded, bound, tested = set(), set(), set()
+    loaded: set[str] = set()
+    bound: set[str] = set()
+    tested: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
             (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
@@ -281,7 +287,7 @@ def _strip(stmt: ast.stmt) -> list[ast.stmt]:
             setattr(stmt, name, [s for child in value for s in _strip(child)] or [ast.Pass()])
         elif isinstance(value, list):
             for item in value:
-                if isinstance(item, (ast.excepthandler, ast.match_case)):
+                if isinstance(item, (ast.ExceptHandler, ast.match_case)):
                     item.body = [s for child in item.body for s in _strip(child)] or [ast.Pass()]
     return [stmt]
 

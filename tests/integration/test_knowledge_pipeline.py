@@ -101,7 +101,7 @@ def test_knowledge_qa_on_the_embedded_model(cli, pipeline):
         "--set",
         "stages.clean.params.max_tokens=48",
         "--set",
-        "stages.qa.params.max_tokens=64",
+        "stages.qa.params.max_tokens=32",
     )
     assert stats["rows_read"] == 2 and accounted(stats)
     out = pipeline.parent / "out"

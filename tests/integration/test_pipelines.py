@@ -13,6 +13,7 @@ from tests.conftest import REPO, read_jsonl
 
 PIPELINES = sorted(p.parent.name for p in (REPO / "pipelines").glob("*/pipeline.yaml"))
 LLM_PIPELINES = {
+    "demo",
     "sft_synthesis",
     "sft_filter",
     "math_reasoning",

@@ -77,6 +77,8 @@ _UNICODE = {
     "\u00be": "\\frac{3}{4}", "\u2155": "\\frac{1}{5}", "\u2159": "\\frac{1}{6}", "\u215b": "\\frac{1}{8}",
     "\u03b1": "\\alpha ", "\u03b2": "\\beta ", "\u03b8": "\\theta ", "\u2208": "\\in ",
 }  # fmt: skip
+# Fullwidth ASCII (U+FF01..U+FF5E: `５`, `－`, `（`) as plain ASCII, as IMEs type them.
+_FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
 _WRAPPERS = re.compile(
     r"\\(?:text|textbf|textit|textrm|textnormal|mathrm|mathbf|mathit|mathsf|mathtt|mbox|boldsymbol|"
     r"bm|emph|hbox|operatorname\*?)\s*\{"
@@ -86,6 +88,8 @@ _CONNECTIVES = {"and", "or", ",", ""}
 
 
 # (pattern, replacement) applied in order by `clean` to text with a backslash in it.
+_TRIG = re.compile(r"(?<![a-zA-Z])\\?(?:sin|cos|tan|cot|sec|csc)(?![a-zA-Z])")
+_DEGREES = re.compile(r"(\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|\\degree(?![a-zA-Z]))")
 _LATEX_RULES = [
     (re.compile(r"\\[()\[\]]"), " "),  # \( \) \[ \]
     (re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree"), " "),
@@ -115,6 +119,7 @@ def clean(text: str, strip_units: bool = True) -> str:
     """Answer text without math delimiters, sizing, font wrappers, degree marks and currency."""
     s = text.strip()
     if not s.isascii():
+        s = s.translate(_FULLWIDTH)
         for char, repl in _UNICODE.items():
             if char in s:
                 s = s.replace(char, repl)
@@ -124,6 +129,8 @@ def clean(text: str, strip_units: bool = True) -> str:
     if "\\" in s:
         s = _SIZING.sub("", s.replace("\\left.", "").replace("\\right.", ""))
         s = s.replace("\\displaystyle", " ").replace("\\$", " ").replace("\\%", "%")
+        if _TRIG.search(s):  # `\\tan 30^\\circ`: an angle in degrees inside a function is radians there
+            s = _DEGREES.sub(r"(\1\\pi/180)", s)
         for pattern, repl in _LATEX_RULES:
             s = pattern.sub(repl, s)
         s = _unwrap(s, strip_units)
@@ -424,7 +431,11 @@ def _closes_early(inner: str) -> bool:
     return d != 0
 
 
-_MATRIX = re.compile(r"^\\begin\{([a-zA-Z]*matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}$", re.S)
+# `\\left[\\begin{array}{cc}...\\end{array}\\right]`: brackets drawn around an array are the matrix's.
+_MATRIX = re.compile(
+    r"^(?:\[\s*|\(\s*)?\\begin\{([a-zA-Z]*matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}(?:\s*\]|\s*\))?$",
+    re.S,
+)
 
 
 def _matrix(s: str, strip_units: bool) -> Value | None:
@@ -779,7 +790,8 @@ class Comparer:
             pass
         else:
             if x == y or (
-                not within_integers(x, y) and abs(x - y) <= Fraction(self.options.rel_tol) * max(abs(x), abs(y))
+                not within_integers(x, y)
+                and abs(x - y) <= Fraction(self.options.rel_tol) * max(abs(x), abs(y))
             ):
                 return True
             return self.fail("different values")
@@ -886,7 +898,10 @@ class Comparer:
             if len(side) == 1 and len(other) == 1 and other[0][0] == "expr" and not symbols(other[0][1]):
                 inf = ("expr", ("const", "oo"), False)
                 minus_inf = ("expr", ("neg", ("const", "oo")), False)
-                return ("union", (("seq", "(", ")", (minus_inf, other[0])), ("seq", "(", ")", (other[0], inf))))
+                return (
+                    "union",
+                    (("seq", "(", ")", (minus_inf, other[0])), ("seq", "(", ")", (other[0], inf))),
+                )
             return None
         if value[0] != "rel" or any(op in ("=", "!=") for op in value[2]):
             return None

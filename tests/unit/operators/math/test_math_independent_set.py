@@ -12,7 +12,6 @@ import time
 from collections import Counter
 
 import pytest
-
 from dataflow_operators.math.verifier import AnswerVerifier
 
 
@@ -540,6 +539,95 @@ CASES += [
 ]  # fmt: skip
 
 
+# A second blind batch: realistic variants of each form.
+CASES += [
+    ("choice", "\\boxed{\\text{(A)}\\ 5}", "A", True),
+    ("choice", "\\boxed{\\textbf{(C)}}", "C", True),
+    ("choice", "\\boxed{\\textbf{(C)}}", "D", False),
+    ("choice", "\\boxed{\\mathrm{B}}", "B", True),
+    ("statement", "The answer is C) 12.", "C", True),
+    ("statement", "The answer is: $\\boxed{7}$", "7", True),
+    ("percent", "\\boxed{10\\%}", "0.1", True),
+    ("percent", "\\boxed{10\\%}", "0.01", False),
+    ("units", "\\boxed{\\$1,000.00}", "1000", True),
+    ("units", "\\boxed{\\$1,000.00}", "100", False),
+    ("decimal", "\\boxed{1000.00}", "1000", True),
+    ("negative", "\\boxed{(-3)}", "-3", True),
+    ("negative", "\\boxed{(-3)}", "3", False),
+    ("degrees", "\\boxed{90\u00b0}", "90^\\circ", True),
+    ("interval", "\\boxed{[2,\\infty)}", "x\\geq2", True),
+    ("interval", "\\boxed{(2,\\infty)}", "x\\geq2", False),
+    ("set", "\\boxed{\\{-1, 1\\}}", "\\pm 1", True),
+    ("set", "\\boxed{\\{-1, 2\\}}", "\\pm 1", False),
+    ("units", "\\boxed{1 \\text{ and } -1}", "\\pm1", True),
+    ("units", "\\boxed{(1, 2) \\text{ and } (3, 4)}", "(1,2),(3,4)", True),
+    ("matrix", "\\boxed{\\left[\\begin{array}{cc} 1 & 2 \\\\ 3 & 4 \\end{array}\\right]}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", True),
+    ("matrix", "\\boxed{\\left[\\begin{array}{cc} 1 & 2 \\\\ 3 & 5 \\end{array}\\right]}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", False),
+    ("matrix", "\\boxed{\\langle 1,2\\rangle}", "(1,2)", True),
+    ("equation", "\\boxed{k=3}", "3", True),
+    ("equation", "\\boxed{k=4}", "3", False),
+    ("equation", "\\boxed{f(x)=2x+3}", "2x+3", True),
+    ("equation", "\\boxed{f(x)=2x-3}", "2x+3", False),
+    ("text", "\\boxed{\\text{Yes}}", "yes", True),
+    ("statement", "The answer is", "5", False),
+    ("statement", "I'm not sure, but the answer is 5.", "5", False),
+    ("trailing", "\\boxed{5}?", "5", True),
+    ("units", "\\boxed{\\frac{1}{2}\\text{ or }0.5}", "1/2", False),
+    ("equation", "\\boxed{x=1}", "y=1", False),
+    ("equation", "\\boxed{a=1}", "1", True),
+    ("equation", "\\boxed{AB=5}", "5", True),
+    ("degrees", "\\boxed{\\angle A = 30^\\circ}", "30", True),
+    ("degrees", "\\boxed{m\\angle ABC = 40^\\circ}", "30", False),
+    ("symbolic", "\\boxed{\\frac{\\sqrt{3}}{3}}", "\\frac{1}{\\sqrt3}", True),
+    ("degrees", "\\boxed{\\tan 30^\\circ}", "\\frac{\\sqrt3}{3}", True),
+    ("degrees", "\\boxed{\\sin 30^\\circ}", "\\frac{\\sqrt3}{3}", False),
+    ("degrees", "\\boxed{\\dfrac{\\pi}{4}}", "45^\\circ", False),
+    ("interval", "\\boxed{x \\in [2, 5]}", "[2,5]", True),
+    ("interval", "\\boxed{2 \\le x \\le 5}", "[2,5]", True),
+    ("interval", "\\boxed{2 < x \\le 5}", "[2,5]", False),
+    ("interval", "\\boxed{x \\le -1 \\text{ or } x \\ge 1}", "(-\\infty,-1]\\cup[1,\\infty)", True),
+    ("interval", "\\boxed{x < -1 \\text{ or } x \\ge 1}", "(-\\infty,-1]\\cup[1,\\infty)", False),
+    ("interval", "\\boxed{(-\\infty,-1] U [1,\\infty)}", "(-\\infty,-1]\\cup[1,\\infty)", True),
+    ("interval", "\\boxed{\\infty}", "oo", True),
+    ("mixed", "\\boxed{\\frac{3}{2}}", "1\\frac{1}{2}", True),
+    ("mixed", "\\boxed{\\frac{5}{2}}", "1\\frac{1}{2}", False),
+    ("units", "\\boxed{\\$ 5.50}", "5.5", True),
+    ("units", "\\boxed{5.50 \\text{ dollars}}", "5.5", True),
+    ("units", "\\boxed{5.05 \\text{ dollars}}", "5.5", False),
+    ("units", "\\boxed{12 \\text{ square units}}", "12", True),
+    ("units", "\\boxed{12 \\text{ units}^2}", "12", True),
+    ("units", "\\boxed{120 \\text{ ways}}", "120", True),
+    ("units", "\\boxed{210 \\text{ ways}}", "120", False),
+    ("equation", "\\boxed{x^2 + y^2 = 4}", "x^2+y^2-4=0", True),
+    ("equation", "\\boxed{x^2 + y^2 = 4}", "x^2+y^2+4=0", False),
+    ("equation", "\\boxed{y = -\\frac{1}{2}x + 3}", "x + 2y = 6", True),
+    ("equation", "\\boxed{y = -\\frac{1}{2}x + 3}", "x + 2y = 3", False),
+    ("symbolic", "\\boxed{\\frac{d}{dx}}", "1", False),
+    ("scientific", "\\boxed{3.5 \\times 10^{-2}}", "0.035", True),
+    ("scientific", "\\boxed{35 \\times 10^{-2}}", "0.035", False),
+    ("decimal", "\\boxed{6.0}", "6", True),
+    ("decimal", "\\boxed{-6.0}", "6", False),
+    ("units", "\\boxed{1\\frac{2}{3}\\text{ cups}}", "5/3", True),
+    ("units", "\\boxed{1\\frac{2}{3}\\text{ cups}}", "2/3", False),
+    ("set", "\\boxed{\\frac{1}{2}, \\frac{1}{3}}", "\\frac13, \\frac12", True),
+    ("set", "\\boxed{(\\frac{1}{2}, \\frac{1}{3})}", "(\\frac13, \\frac12)", False),
+    ("fraction", "\\boxed{0.5\\overline{3}}", "\\frac{8}{15}", True),
+    ("fraction", "\\boxed{0.\\overline{53}}", "\\frac{8}{15}", False),
+    ("units", "\\boxed{2 \\sqrt{2} \\text{ cm}}", "2\\sqrt2", True),
+    ("units", "\\boxed{\\sqrt{2} \\text{ cm}}", "2\\sqrt2", False),
+    ("text", "\\boxed{\\text{II}}", "\\text{II}", True),
+    ("set", "\\boxed{\\text{I and III}}", "\\text{I, III}", True),
+    ("set", "\\boxed{\\text{I and II}}", "\\text{I, III}", False),
+    ("units", "\\boxed{x=2}\\text{ and }\\boxed{y=3}", "(2,3)", True),
+    ("units", "\\boxed{3 \\text{ hours } 20 \\text{ minutes}}", "3", False),
+    ("units", "\\boxed{200\\text{ m}^2}", "200", True),
+    ("units", "\\boxed{20\\text{ m}^2}", "200", False),
+    ("percent", "\\boxed{\\frac{100}{3}\\%}", "\\frac{1}{3}", True),
+    ("ratio", "\\boxed{1:2}", "1:2", True),
+    ("ratio", "\\boxed{2:1}", "1:2", False),
+]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def verifier():
     return AnswerVerifier(time_limit=5)
@@ -568,3 +656,71 @@ def test_independent_set_accuracy(verifier):
     accuracy = sum(right.values()) / len(CASES)
     print(f"{'all':14} {len(CASES):4d} {accuracy:7.3f}")
     assert not wrong, "\n".join(wrong)
+
+
+# Hostile inputs ---------------------------------------------------------------------------------
+def _hostile_in_process(tmp_path) -> list[tuple[str, str | None, str | None]]:
+    marker = tmp_path / "pwned"
+    return [
+        ("10k nested braces", "\\boxed{" + "{" * 10_000 + "1" + "}" * 10_000 + "}", "1"),
+        ("10k nested parens", "\\boxed{" + "(" * 10_000 + "1" + ")" * 10_000 + "}", "1"),
+        ("10k nested braces gold", "\\boxed{1}", "{" * 10_000 + "1" + "}" * 10_000),
+        ("3k nested fractions", "\\boxed{" + "\\frac{1}{" * 3000 + "2" + "}" * 3000 + "}", "1"),
+        ("1 MB reply", "x " * 500_000 + "\\boxed{5}", "5"),
+        ("1 MB box", "\\boxed{" + "1+" * 500_000 + "1}", "500001"),
+        ("1 MB bare text", "a" * 1_000_000, "5"),
+        ("1 MB gold", "\\boxed{5}", "1+" * 500_000 + "1"),
+        ("100k-digit number", "\\boxed{" + "9" * 100_000 + "}", "1"),
+        ("unclosed box", "The answer is \\boxed{", "5"),
+        ("10k unclosed boxes", "\\boxed{" * 10_000, "5"),
+        ("20k boxes", "\\boxed{1} " * 20_000, "1"),
+        ("100k backslashes", "\\" * 100_000, "1"),
+        ("\\def macro", "\\def\\x{\\x\\x}\\boxed{\\x}", "1"),
+        ("\\newcommand", "\\newcommand{\\a}{\\a\\a}\\boxed{\\a}", "1"),
+        ("__import__", f"\\boxed{{__import__('os').system('touch {marker}')}}", "0"),
+        ("subclasses", "\\boxed{().__class__.__bases__[0].__subclasses__()}", "1"),
+        ("eval", f"\\boxed{{eval(\"open('{marker}', 'w')\")}}", "1"),
+        ("null byte", "\\boxed{5\x00}", "5"),
+        ("lone surrogate", "\\boxed{\ud800}", "5"),
+        ("bidi override", "\\boxed{\u202e5}", "5"),
+        ("no reply", None, "5"),
+        ("no gold", "\\boxed{5}", None),
+        ("blank gold", "\\boxed{5}", "   "),
+    ]
+
+
+def test_hostile_inputs_get_a_verdict_quickly_and_run_nothing(tmp_path):
+    verifier = AnswerVerifier(time_limit=2)
+    for name, output, gold in _hostile_in_process(tmp_path):
+        started = time.monotonic()
+        verdict = verifier.verify(output, gold)
+        elapsed = time.monotonic() - started
+        assert isinstance(verdict.passed, bool) and verdict.reason, name
+        # Generous for a loaded 2-core machine (a sympy worker may also need to start).
+        assert elapsed < 20, f"{name} took {elapsed:.1f}s"
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_unicode_minus_and_fullwidth_digits_are_read_as_ascii(verifier):
+    pairs = [("\\boxed{\u22125}", "-5"), ("\\boxed{\uff15}", "5"), ("\\boxed{\uff0d\uff15}", "-5"),
+             ("\\boxed{\uff08\uff11\uff0c\uff12\uff09}", "(1,2)"), ("\\boxed{\uff13\uff0f\uff14}", "0.75")]  # fmt: skip
+    verdicts = verifier.verify_many([a for a, _ in pairs], [g for _, g in pairs])
+    assert [v.passed for v in verdicts] == [True] * len(pairs)
+    assert not verifier.verify("\\boxed{\uff0d\uff15}", "5").passed
+
+
+def test_runaway_sympy_checks_are_cut_at_the_time_limit():
+    verifier = AnswerVerifier(time_limit=1.5)
+    bombs = [
+        ("\\boxed{10^{10^{10}}+1}", "10^{10^{10}}"),
+        ("\\boxed{2^{2^{2^{2^{2^{2}}}}}}", "2"),
+        ("\\boxed{(10^{9})!}", "1"),
+        ("\\boxed{\\int_0^{x} e^{t^{100}} \\sin(t^{50}) dt}", "\\int_0^{x} e^{t^{99}} \\sin(t^{50}) dt"),
+    ]
+    started = time.monotonic()
+    verdicts = verifier.verify_many([a for a, _ in bombs] + ["\\boxed{4}"], [g for _, g in bombs] + ["4"])
+    elapsed = time.monotonic() - started
+    assert all(not v.passed for v in verdicts[:-1])
+    assert verdicts[-1].passed  # the good pair after the bombs is still decided
+    # 4 checks on 2 workers: two rounds of 1.5 s plus worker restarts on a loaded machine.
+    assert elapsed < 40, f"{elapsed:.1f}s"
