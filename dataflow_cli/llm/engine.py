@@ -293,8 +293,8 @@ class LLMEngine:
                     self._spawn(self._own_one(state, key, request, stats, policy, stage, use_cache))
         done, _ = await asyncio.wait(set(futures.values()), return_when=asyncio.FIRST_EXCEPTION)
         for future in done:
-            if not future.cancelled() and future.exception() is not None:
-                raise future.exception()  # type: ignore[misc]
+            if not future.cancelled() and (error := future.exception()) is not None:
+                raise error
         return {key: future.result() for key, future in futures.items()}
 
     def _spawn(self, coroutine) -> None:

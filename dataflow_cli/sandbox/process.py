@@ -39,6 +39,7 @@ test verdicts are kept out of the reach of the code under test).
 from __future__ import annotations
 
 import contextlib
+import functools
 import marshal
 import os
 import secrets
@@ -166,8 +167,8 @@ class ExecResult:
     stderr: bytes
     channel: bytes
     wall_s: float
-    # From the kernel's accounting of the child; None under bwrap, whose outer process exits
-    # without reaping the namespace (a harness measures its own usage instead).
+    # The program's CPU seconds and peak resident memory, as the kernel accounted them when it
+    # ended (reported by the process that waited for it); None when the run was killed first.
     cpu_s: float | None
     peak_memory_mb: float | None
 
@@ -221,6 +222,11 @@ _SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/localtime")
 
 def _bwrap_prefix(policy: SandboxPolicy, root: bool) -> list[str]:
     """bwrap's arguments up to the interpreter."""
+    return list(_bwrap_args(policy.disk_mb, root))
+
+
+@functools.lru_cache(maxsize=16)
+def _bwrap_args(disk_mb: int, root: bool) -> tuple[str, ...]:
     exe, folders = _base_python()
     args = ["bwrap"]
     if root:
@@ -253,10 +259,10 @@ def _bwrap_prefix(policy: SandboxPolicy, root: bool) -> list[str]:
         args += ["--ro-bind", folder, folder]
         bound.append(folder)
     args += ["--proc", "/proc", "--dev", "/dev"]
-    size = ["--size", str(policy.disk_mb << 20)] if "--size" in _bwrap_options() else []  # >= 0.7
+    size = ["--size", str(disk_mb << 20)] if "--size" in _bwrap_options() else []  # >= 0.7
     args += ["--perms", "1777", *size, "--tmpfs", INSIDE_TMP]
     args += ["--perms", "0777", "--dir", INSIDE_WORKDIR, "--chdir", INSIDE_WORKDIR, "--"]
-    return args + [exe]
+    return (*args, exe)
 
 
 def _bwrap_options() -> frozenset[str]:
@@ -418,13 +424,7 @@ class Sandbox:
         program: dict[str, Any] = {"main": source, "exec": None, "filename": filename, "argv": list(argv)}
         if trusted_program and self._same_interpreter:
             program["code"] = _compiled(source, filename)
-        return self._run(
-            program,
-            files,
-            stdin,
-            channel,
-            channel_limit,
-        )
+        return self._run(program, files, stdin, channel, channel_limit)
 
     def run_command(
         self, argv: list[str], *, files: dict[str, bytes | str] | None = None, stdin: bytes = b""
@@ -445,14 +445,12 @@ class Sandbox:
         policy, iso = self.policy, self.isolation
         root = os.geteuid() == 0
         uid = secrets.randbelow(_UID_RANGE[1] - _UID_RANGE[0]) + _UID_RANGE[0] if root else None
-        workdir = None
-        if iso.mechanism != "bwrap":
-            workdir = tempfile.mkdtemp(prefix="dataflow-sandbox-")
         files_list = []
         for path, content in (files or {}).items():
             if os.path.isabs(path) or ".." in Path(path).parts:
                 raise ValueError(f"sandbox file path must be relative and stay inside: {path!r}")
             files_list.append((path, content.encode() if isinstance(content, str) else bytes(content)))
+        workdir = tempfile.mkdtemp(prefix="dataflow-sandbox-") if iso.mechanism != "bwrap" else None
 
         read_channel = write_channel = None
         if channel:

@@ -97,8 +97,8 @@ class LocalBackend(InProcessBackend):
         self.config: LocalConfig  # coerced by Backend.__init__
         if importlib.util.find_spec("llama_cpp") is None:
             raise DataflowError("backend `local` needs llama-cpp-python", hint=INSTALL_HINT)
-        if config.model_path:
-            path = Path(config.model_path).expanduser()
+        if self.config.model_path:
+            path = Path(self.config.model_path).expanduser()
             if not path.is_file():
                 raise DataflowError(
                     f"backend `local`: model file not found: {path}",
