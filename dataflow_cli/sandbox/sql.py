@@ -20,7 +20,11 @@ runs it so that it can only read, only for a bounded time, and only return a bou
   `check_every` virtual-machine steps on the thread that runs the query, aborts it once the
   deadline has passed (a runaway recursive CTE or cartesian join stops within the limit).
 - At most `max_rows` rows are fetched ("sql too many rows"); a value (string or blob) may not
-  exceed `max_value_bytes`, nor the SQL text `max_sql_bytes` (SQLite's own length limits).
+  exceed `max_value_bytes`, nor the SQL text `max_sql_bytes` (SQLite's own length limits), nor
+  the text and blobs of a whole result `max_result_bytes` ("sql result too large": without it
+  10,000 rows of 1 MB values would be 10 GB in memory). Rows are fetched in small chunks, the
+  clock and the size checked after each: a row that is cheap for SQLite to make but large to
+  copy (`zeroblob(900000)` per row) cannot outrun the limit between two progress-handler calls.
 - With `isolation="process"` (what the operators use by default) queries run in a worker
   process per calling thread. SQLite looks at the progress handler only between steps of its
   virtual machine, and one step can take far longer than any limit (`printf('%.*c', 1e9, 'x')`
@@ -132,12 +136,16 @@ OTHER_STATEMENT_KEYWORDS = frozenset(
 
 TIMEOUT = "sql timeout"
 TOO_MANY_ROWS = "sql too many rows"
+RESULT_TOO_LARGE = "sql result too large"
 MULTIPLE_STATEMENTS = "sql multiple statements"
 EMPTY_SQL = "sql empty"
 NOT_READ_ONLY = "sql not read-only"
 NO_DATABASE = "sql database unreadable"
 
 _CONNECTIONS_PER_THREAD = 32
+# Rows fetched between two looks at the clock and the result size: small enough that a chunk of
+# values at `max_value_bytes` stays a bounded copy, large enough to cost nothing on small results.
+_FETCH_CHUNK = 32
 
 # SQLite's limit categories (sqlite3.h: SQLITE_LIMIT_LENGTH 0, SQL_LENGTH 1, ATTACHED 7). The
 # module names them from Python 3.11 only, together with Connection.setlimit; on 3.10 the limits
@@ -157,6 +165,7 @@ class SqlLimits:
     max_rows: int = 10_000  # rows fetched at most; a larger result is an error, never truncated
     max_value_bytes: int = 1_000_000  # largest string or blob a query may build or read
     max_sql_bytes: int = 100_000  # longest SQL text accepted
+    max_result_bytes: int = 64_000_000  # text and blob bytes of one whole result
     check_every: int = 1_000  # virtual-machine steps between two looks at the clock
     max_memory_mb: int = 2048  # address space of a worker process (process isolation only)
 
@@ -372,6 +381,25 @@ class _Guarded:
             return 1  # non-zero: SQLite abandons the statement with SQLITE_INTERRUPT
         return 0
 
+    def _fetch(self, cursor: sqlite3.Cursor, most: int) -> tuple[list[tuple[Any, ...]], SqlResult | None]:
+        """Up to `most` rows, in chunks; after each chunk, the time and result-size limits."""
+        rows: list[tuple[Any, ...]] = []
+        size = 0
+        while len(rows) < most:
+            chunk = cursor.fetchmany(min(_FETCH_CHUNK, most - len(rows)))
+            if not chunk:
+                break
+            rows.extend(chunk)
+            size += sum(len(v) for row in chunk for v in row if isinstance(v, (str, bytes)))
+            seconds = time.monotonic() - (self.deadline - self.limits.timeout)
+            if size > self.limits.max_result_bytes:
+                detail = f"more than {self.limits.max_result_bytes} bytes of text and blobs"
+                return [], SqlResult(error=RESULT_TOO_LARGE, detail=detail, seconds=seconds)
+            if time.monotonic() > self.deadline:
+                detail = f"stopped after {seconds:.3f} s (limit {self.limits.timeout:g} s)"
+                return [], SqlResult(error=TIMEOUT, detail=detail, seconds=seconds)
+        return rows, None
+
     def run(self, sql: str, params: tuple = (), max_rows: int | None = None) -> SqlResult:
         limit = self.limits.max_rows if max_rows is None else max_rows
         started = time.monotonic()
@@ -380,8 +408,10 @@ class _Guarded:
         cursor = None
         try:
             cursor = self.conn.execute(sql, params)
-            rows = cursor.fetchmany(limit + 1)
             columns = tuple(d[0] for d in cursor.description or ())
+            rows, overrun = self._fetch(cursor, limit + 1)
+            if overrun is not None:
+                return overrun
         except (sqlite3.Warning, sqlite3.ProgrammingError) as exc:
             message = str(exc)
             if "one statement" in message:
@@ -735,6 +765,7 @@ __all__ = [
     "MULTIPLE_STATEMENTS",
     "NOT_READ_ONLY",
     "TIMEOUT",
+    "RESULT_TOO_LARGE",
     "TOO_MANY_ROWS",
     "SqlGuard",
     "SqlLimits",

@@ -203,9 +203,13 @@ ATTACKS = [
     Attack(
         "fork bomb",
         "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
-        ("timeout", "process limit"),
+        ("timeout", "process limit", "cpu time limit"),
     ),
-    Attack("fork bomb that crashes", "import os\nwhile True:\n    os.fork()\n", ("process limit", "timeout")),
+    Attack(
+        "fork bomb that crashes",
+        "import os\nwhile True:\n    os.fork()\n",
+        ("process limit", "timeout", "cpu time limit"),
+    ),
     Attack(
         "thread bomb",
         "import threading, time\nwhile True:\n    threading.Thread(target=time.sleep, args=(60,)).start()\n",
@@ -239,7 +243,7 @@ ATTACKS = [
     Attack(
         "recursion past the C stack",
         "import sys\nsys.setrecursionlimit(10**7)\ndef f(n):\n    return f(n + 1) + 1\nf(0)\n",
-        ("crashed (SIGSEGV)", "memory limit", "recursion limit", "timeout"),
+        ("crashed (SIGSEGV)", "memory limit", "recursion limit", "timeout", "cpu time limit"),
     ),
     Attack("flood stdout", "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n", ("output limit",)),
     Attack("flood stderr", "import sys\nwhile True:\n    sys.stderr.write('y' * 65536)\n", ("output limit",)),

@@ -4,7 +4,9 @@ within the time limit plus 100 ms, memory stays bounded, the database files stay
 and nothing appears beside them; benign look-alikes run.
 
 Each query runs against copies of the sample databases (one of them switched to WAL mode, the
-layout where a careless read-only open creates `-wal`/`-shm` files), under both isolations.
+layout where a careless read-only open creates `-wal`/`-shm` files), under both isolations, except
+that thread isolation is not asked to stop a single SQLite step that runs past the limit (the
+guard documents that only a worker process can be killed mid-step): SINGLE_STEP lists those.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from dataflow_cli.sandbox.sql import SqlGuard, SqlLimits, hash_file
 SAMPLES = Path(__file__).resolve().parents[3] / "pipelines" / "text2sql_generate" / "databases"
 TIMEOUT = 0.5
 SLACK = 0.1  # the issue's bound: stopped within the limit + 100 ms
+# One call of printf that builds 2e9 characters is one virtual-machine step of ~15 s.
+SINGLE_STEP = frozenset({"printf_2e9"})
 
 
 def _attacks(out: Path) -> list[tuple[str, str]]:
@@ -35,7 +39,10 @@ def _attacks(out: Path) -> list[tuple[str, str]]:
         ("cte_replace", "WITH x AS (SELECT 1) REPLACE INTO authors(author_id, name) SELECT 1, 'x' FROM x"),
         ("replace_into", "REPLACE INTO authors(author_id, name) VALUES (1, 'x')"),
         ("insert_or_replace", "INSERT OR REPLACE INTO authors(author_id, name) VALUES (1, 'x')"),
-        ("upsert", "INSERT INTO authors(author_id, name) VALUES (1, 'x') ON CONFLICT(author_id) DO UPDATE SET name = 'y'"),
+        (
+            "upsert",
+            "INSERT INTO authors(author_id, name) VALUES (1, 'x') ON CONFLICT(author_id) DO UPDATE SET name = 'y'",
+        ),
         ("trigger", "CREATE TRIGGER t AFTER INSERT ON authors BEGIN DELETE FROM books; END"),
         ("temp_trigger", "CREATE TEMP TRIGGER t AFTER INSERT ON authors BEGIN DELETE FROM books; END"),
         ("temp_table", "CREATE TEMP TABLE t AS SELECT * FROM authors"),
@@ -58,7 +65,10 @@ def _attacks(out: Path) -> list[tuple[str, str]]:
         ("writefile", f"SELECT writefile('{out / 'w.txt'}', 'data')"),
         ("fts3_tokenizer", "SELECT fts3_tokenizer('simple')"),
         ("dbpage_update", "UPDATE sqlite_dbpage SET data = zeroblob(4096) WHERE pgno = 1"),
-        ("dbpage_cte_insert", "WITH x AS (SELECT 1) INSERT INTO sqlite_dbpage(pgno, data) SELECT 1, zeroblob(4096) FROM x"),
+        (
+            "dbpage_cte_insert",
+            "WITH x AS (SELECT 1) INSERT INTO sqlite_dbpage(pgno, data) SELECT 1, zeroblob(4096) FROM x",
+        ),
         ("comment_second", "SELECT 1; -- \n DROP TABLE authors"),
         ("second_statement", "SELECT 1; DROP TABLE authors"),
         ("comment_semicolon", "SELECT 1 /* ; */ ; DELETE FROM authors"),
@@ -73,9 +83,18 @@ def _attacks(out: Path) -> list[tuple[str, str]]:
         ("reindex", "REINDEX"),
         ("randomblob_2e9", "SELECT randomblob(2e9)"),
         ("zeroblob_1e9", "SELECT length(zeroblob(1e9))"),
-        ("recursive_unbounded", "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT count(*) FROM c"),
-        ("recursive_unbounded_rows", "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT n FROM c"),
-        ("doubling_string", "WITH RECURSIVE c(n, s) AS (SELECT 1, 'x' UNION ALL SELECT n + 1, s || s FROM c WHERE n < 60) SELECT length(s) FROM c"),
+        (
+            "recursive_unbounded",
+            "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT count(*) FROM c",
+        ),
+        (
+            "recursive_unbounded_rows",
+            "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT n FROM c",
+        ),
+        (
+            "doubling_string",
+            "WITH RECURSIVE c(n, s) AS (SELECT 1, 'x' UNION ALL SELECT n + 1, s || s FROM c WHERE n < 60) SELECT length(s) FROM c",
+        ),
         ("cross_join_10", cross10),
         ("sorted_cross_join", "SELECT * FROM books a, books b, books c ORDER BY random()"),
         ("printf_2e9", "SELECT printf('%.*c', 2e9, 'x')"),
@@ -107,12 +126,21 @@ BENIGN: list[tuple[str, str, list[tuple]]] = [
     ("column_named_delete", 'SELECT "delete" FROM (SELECT 1 AS "delete")', [(1,)]),
     ("alias_delete", 'SELECT count(*) AS "delete" FROM authors', [(45,)]),
     ("cte_named_insert", 'WITH "insert" AS (SELECT 2 AS x) SELECT x FROM "insert"', [(2,)]),
-    ("recursive_terminates", "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 100) SELECT sum(n) FROM c", [(5050,)]),
-    ("recursive_limit", "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT max(n) FROM (SELECT n FROM c LIMIT 1000)", [(1000,)]),
+    (
+        "recursive_terminates",
+        "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 100) SELECT sum(n) FROM c",
+        [(5050,)],
+    ),
+    (
+        "recursive_limit",
+        "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT max(n) FROM (SELECT n FROM c LIMIT 1000)",
+        [(1000,)],
+    ),
     ("comment_drop", "-- DROP TABLE authors\nSELECT count(*) FROM authors", [(45,)]),
     ("block_comment_delete", "/* DELETE FROM authors; */ SELECT count(*) FROM authors", [(45,)]),
     ("trailing_semicolons", "SELECT count(*) FROM authors;;  \n", [(45,)]),
     ("lowercase", "select count(*) from authors", [(45,)]),
+    ("trailing_comment", "SELECT count(*) FROM authors; -- done", [(45,)]),
     ("mixed_case", "SeLeCt CoUnT(*) FrOm AuThOrS", [(45,)]),
     ("leading_whitespace", "  \n\t VALUES (1), (2)", [(1,), (2,)]),
     ("table_info", "SELECT count(*) FROM pragma_table_info('authors')", [(4,)]),
@@ -147,11 +175,15 @@ def databases(tmp_path_factory):
     return folder
 
 
-@pytest.fixture(scope="module", params=["thread", "process"])
-def guard(request):
-    g = SqlGuard(SqlLimits(timeout=TIMEOUT, max_memory_mb=1024), isolation=request.param)
-    yield g
-    g.close()
+@pytest.fixture(scope="module")
+def guards():
+    made = {
+        i: SqlGuard(SqlLimits(timeout=TIMEOUT, max_memory_mb=1024), isolation=i)
+        for i in ("process", "thread")
+    }
+    yield made
+    for g in made.values():
+        g.close()
 
 
 def _state(folder: Path) -> dict[str, str]:
@@ -159,6 +191,12 @@ def _state(folder: Path) -> dict[str, str]:
 
 
 _ATTACK_NAMES = [name for name, _ in _attacks(Path("/nonexistent"))]
+_CASES = [
+    (isolation, name)
+    for isolation in ("process", "thread")
+    for name in _ATTACK_NAMES
+    if not (isolation == "thread" and name in SINGLE_STEP)
+]
 
 
 def test_corpus_size():
@@ -167,8 +205,9 @@ def test_corpus_size():
 
 
 @pytest.mark.parametrize("db", ["bookstore.sqlite", "bookstore_wal.sqlite"])
-@pytest.mark.parametrize("name", _ATTACK_NAMES)
-def test_attack_is_refused_or_stopped(guard, databases, tmp_path, name, db):
+@pytest.mark.parametrize(("isolation", "name"), _CASES)
+def test_attack_is_refused_or_stopped(guards, databases, tmp_path, isolation, name, db):
+    guard = guards[isolation]
     sql = dict(_attacks(tmp_path))[name]
     before = _state(databases)
     assert guard.execute(databases / db, "SELECT 1").rows == [(1,)]  # warm: a worker is running
@@ -180,15 +219,19 @@ def test_attack_is_refused_or_stopped(guard, databases, tmp_path, name, db):
     assert not result.ok, f"{name} ran: {result.rows[:3]}"
     assert result.error and result.reason, name
     assert elapsed <= TIMEOUT + SLACK, f"{name}: {elapsed:.3f} s ({result.reason})"
-    assert (rss_after - rss_before) * 1024 < 400 * 2**20, f"{name}: memory grew by {rss_after - rss_before} KiB"
+    assert (rss_after - rss_before) * 1024 < 400 * 2**20, (
+        f"{name}: memory grew by {rss_after - rss_before} KiB"
+    )
     assert _state(databases) == before
     assert list(tmp_path.iterdir()) == []
     # The guard still answers afterwards (a killed worker is replaced).
     assert guard.execute(databases / db, "SELECT count(*) FROM authors").rows == [(45,)]
 
 
+@pytest.mark.parametrize("isolation", ["process", "thread"])
 @pytest.mark.parametrize(("name", "sql", "expected"), BENIGN, ids=[b[0] for b in BENIGN])
-def test_benign_look_alike_runs(guard, databases, name, sql, expected):
+def test_benign_look_alike_runs(guards, databases, isolation, name, sql, expected):
+    guard = guards[isolation]
     before = _state(databases)
     for db in ("bookstore.sqlite", "bookstore_wal.sqlite"):
         result = guard.execute(databases / db, sql)
