@@ -93,6 +93,11 @@ CHEATS = {
         "import time\nn = [0]\ndef add(a, b):\n    n[0] += 1\n    if n[0] > 1:\n        time.sleep(60)\n"
         "    return a + b\n"
     ),
+    "writes records nested too deep to read": (
+        "import os, sys\nfd = int(sys.argv[1])\nfor depth in (100, 5000, 200000):\n"
+        '    line = \'{"ev":"call","s":0,"n":"add","k":"x","r":\' + \'[\' * depth + \']\' * depth + \'}\\n\'\n'
+        "    os.write(fd, line.encode())\ndef add(a, b):\n    return [[[[[0]]]]]\n"
+    ),
     "edits the tests on disk": (
         "import glob\nfor path in glob.glob('*'):\n    try:\n        open(path, 'w').write('')\n"
         "    except OSError:\n        pass\ndef add(a, b):\n    return 0\n"
