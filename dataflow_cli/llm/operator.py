@@ -52,6 +52,23 @@ class ParseError(ValueError):
         self.reason = message if bare else f"parse error: {message}"
 
 
+def json_object(text: str) -> dict[str, Any]:
+    """A strict-JSON answer as an object. No leniency: prose around it, or a word like "true"
+    somewhere in a broken answer, is a ParseError (the row keeps the raw text). A Markdown code
+    fence around the JSON is allowed."""
+    import json
+
+    from dataflow_cli.llm.engine import strip_code_fence
+
+    try:
+        value = json.loads(strip_code_fence(text))
+    except ValueError:
+        raise ParseError("answer is not JSON") from None
+    if not isinstance(value, dict):
+        raise ParseError("answer is not a JSON object")
+    return value
+
+
 class LLMParams(BaseModel):
     """Params every LLM operator accepts."""
 

@@ -9,8 +9,7 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from dataflow_cli.errors import SpecError
-from dataflow_cli.llm.engine import strip_code_fence
-from dataflow_cli.llm.operator import LLMOperator, LLMParams, Messages, ParseError
+from dataflow_cli.llm.operator import LLMOperator, LLMParams, Messages, ParseError, json_object
 from dataflow_cli.operator import Batch, Fanout, Generator, Partial, Port
 from dataflow_operators._lib.prompts import default_prompt
 
@@ -43,16 +42,6 @@ MULTIHOP_SCHEMA: dict[str, Any] = {
     },
     "required": ["question", "answer", "quote_a", "quote_b", "bridge"],
 }
-
-
-def _object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(strip_code_fence(text))
-    except ValueError:
-        raise ParseError("answer is not JSON") from None
-    if not isinstance(value, dict):
-        raise ParseError("answer is not a JSON object")
-    return value
 
 
 def _text(value: Any) -> str:
@@ -187,7 +176,7 @@ class ChunkQaGenerator(LLMOperator, Generator):
     # Answers -----------------------------------------------------------------------------
     def parse(self, text: str, row: dict[str, Any]) -> list[dict[str, Any]]:
         """The one-hop answer: a row per pair."""
-        pairs = _object(text).get("pairs")
+        pairs = json_object(text).get("pairs")
         if not isinstance(pairs, list) or not pairs:
             raise ParseError("`pairs` is missing or not a non-empty list")
         out = []
@@ -206,7 +195,7 @@ class ChunkQaGenerator(LLMOperator, Generator):
         return out
 
     def parse_multihop(self, text: str) -> dict[str, Any]:
-        value = _object(text)
+        value = json_object(text)
         if not any(isinstance(value.get(key), str) for key in ("question", "answer")):
             raise ParseError("no `question` or `answer` in the two-hop answer")
         return {

@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from dataflow_cli.llm.engine import strip_code_fence
-from dataflow_cli.llm.operator import ParseError
-
-
-def json_object(text: str) -> dict[str, Any]:
-    """The answer as a JSON object. No leniency: prose around it, or a word like "true"
-    somewhere in a broken answer, is a parse error (the row keeps the raw text)."""
-    try:
-        value = json.loads(strip_code_fence(text))
-    except ValueError:
-        raise ParseError("answer is not JSON") from None
-    if not isinstance(value, dict):
-        raise ParseError("answer is not a JSON object")
-    return value
+from dataflow_cli.llm.operator import ParseError, json_object
 
 
 def reason_of(value: dict[str, Any]) -> str:

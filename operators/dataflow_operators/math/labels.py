@@ -6,10 +6,10 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from dataflow_cli.llm.operator import LLMOperator, LLMParams, ParseError
+from dataflow_cli.llm.operator import LLMOperator, LLMParams, ParseError, json_object
 from dataflow_cli.operator import Evaluator, Port
 from dataflow_operators._lib.prompts import default_prompt
-from dataflow_operators.math._judge import json_object, reason_of
+from dataflow_operators.math._judge import reason_of
 
 CATEGORIES = [
     "arithmetic", "algebra", "number theory", "geometry", "combinatorics",

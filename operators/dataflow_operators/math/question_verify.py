@@ -7,10 +7,10 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from dataflow_cli.errors import SpecError
-from dataflow_cli.llm.operator import LLMOperator, LLMParams, Messages, ParseError
+from dataflow_cli.llm.operator import LLMOperator, LLMParams, Messages, ParseError, json_object
 from dataflow_cli.operator import Batch, Filter, Partial, Port, Verdict
 from dataflow_operators._lib.prompts import default_prompt
-from dataflow_operators.math._judge import json_object, reason_of, verdict_schema
+from dataflow_operators.math._judge import reason_of, verdict_schema
 
 # Built-in checks, each a prompt `prompts/math_question_check_<name>.jinja`.
 CHECKS = ("is_math", "language", "conditions", "contradiction", "completeness", "ambiguity", "solvability")

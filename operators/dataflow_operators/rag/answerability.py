@@ -9,13 +9,13 @@ import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from dataflow_cli.errors import DataflowError, SpecError
-from dataflow_cli.llm.operator import LLMOperator, LLMParams, Messages
+from dataflow_cli.llm.operator import LLMOperator, LLMParams, Messages, json_object
 from dataflow_cli.operator import Batch, Filter, Partial, Port, Verdict
 from dataflow_operators._lib.arrow import shorten
 from dataflow_operators._lib.prompts import default_prompt
 from dataflow_operators._lib.qa_text import exact_match, gold_list, token_f1
 from dataflow_operators.rag._corpus import Corpus, CorpusFields, corpus_fingerprint, load_corpus
-from dataflow_operators.rag._json import TEXT, json_object, object_schema, text_field
+from dataflow_operators.rag._json import TEXT, object_schema, text_field
 
 Check = Literal["with_documents", "closed_book", "single_document", "retrieval"]
 CHECKS = ("with_documents", "closed_book", "single_document", "retrieval")

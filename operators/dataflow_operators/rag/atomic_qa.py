@@ -6,10 +6,10 @@ from typing import Any
 
 from pydantic import Field
 
-from dataflow_cli.llm.operator import LLMOperator, LLMParams, ParseError
+from dataflow_cli.llm.operator import LLMOperator, LLMParams, ParseError, json_object
 from dataflow_cli.operator import Generator, Port
 from dataflow_operators._lib.prompts import default_prompt
-from dataflow_operators.rag._json import TEXT, json_object, object_schema, text_field
+from dataflow_operators.rag._json import TEXT, object_schema, text_field
 
 
 class RagAtomicQaGenerator(LLMOperator, Generator):

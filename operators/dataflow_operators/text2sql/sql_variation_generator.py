@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pyarrow as pa
 from pydantic import Field, field_validator
 
 from dataflow_cli.errors import did_you_mean
-from dataflow_cli.llm.engine import strip_code_fence
-from dataflow_cli.llm.operator import LLMOperator, LLMParams, ParseError
+from dataflow_cli.llm.operator import LLMOperator, LLMParams, ParseError, json_object
 from dataflow_cli.operator import Batch, Fanout, Generator, Partial, Port
 from dataflow_operators._lib.prompts import default_prompt
 from dataflow_operators.text2sql._common import (
@@ -44,12 +42,7 @@ ANSWER_SCHEMA = {
 
 
 def parse_variant(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(strip_code_fence(text))
-    except ValueError:
-        raise ParseError("answer is not JSON") from None
-    if not isinstance(value, dict):
-        raise ParseError("answer is not a JSON object")
+    value = json_object(text)
     sql = value.get("sql")
     question = value.get("question")
     if not isinstance(sql, str) or not sql.strip():

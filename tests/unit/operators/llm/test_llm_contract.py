@@ -191,3 +191,18 @@ def test_template_inputs_and_messages_column_are_required_columns():
         PairwiseJudgeEvaluator.Params(messages_column="turns"), inputs={"response_a": "x", "response_b": "y"}
     )
     assert judge.required_columns() == ["x", "y", "turns"]
+
+
+def test_json_object_is_strict():
+    from dataflow_cli.llm.operator import ParseError, json_object
+
+    assert json_object('```json\n{"passed": true, "reason": "ok"}\n```') == {"passed": True, "reason": "ok"}
+    # A broken answer that merely contains the word "true" is never read as a verdict.
+    for text, why in [
+        ('The answer is true. {"passed": true', "answer is not JSON"),
+        ("true", "answer is not a JSON object"),
+        ('["passed", true]', "answer is not a JSON object"),
+    ]:
+        with pytest.raises(ParseError) as exc:
+            json_object(text)
+        assert exc.value.reason == f"parse error: {why}"
