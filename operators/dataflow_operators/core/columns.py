@@ -107,6 +107,7 @@ class RenameColumnsRefiner(Refiner):
         mapping: dict[str, str] = Field(
             min_length=1,
             description="Old column name -> new column name; all renames apply at once.",
+            examples=[{"content": "text"}],
         )
 
         @field_validator("mapping")

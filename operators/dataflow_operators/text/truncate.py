@@ -94,7 +94,10 @@ class TruncateRefiner(Refiner):
         model_config = ConfigDict(extra="forbid")
 
         max_chars: int | None = Field(
-            None, ge=1, description="Most code points kept, the suffix included; null: no limit."
+            None,
+            ge=1,
+            description="Most code points kept, the suffix included; null: no limit.",
+            examples=[4000],
         )
         max_words: int | None = Field(
             None, ge=1, description="Most whitespace-separated words kept; null: no limit."
