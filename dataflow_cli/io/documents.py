@@ -43,8 +43,6 @@ import json
 import os
 import re
 import selectors
-import subprocess
-import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -57,6 +55,7 @@ import pyarrow as pa
 
 from dataflow_cli.errors import InputError
 from dataflow_cli.io._shared import UTF8_BOM, conform
+from dataflow_cli.sandbox.workers import JsonLineWorker
 
 SUFFIXES = {
     ".pdf": "pdf",
@@ -376,43 +375,10 @@ class _MainContent(HTMLParser):
 STARTUP_SECONDS = 60.0
 
 
-class _Worker:
-    def __init__(self, memory_mb: int):
-        env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        env["DATAFLOW_PDF_MEMORY_MB"] = str(memory_mb)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dataflow_cli.io._pdf_worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            text=True,
-            bufsize=1,
-        )
-        self.ready = False
-        self.task: int | None = None
-        self.deadline = 0.0
-        self.started = time.monotonic()
-
-    def send(self, index: int, path: str, time_limit: float) -> None:
-        self.task = index
-        self.deadline = time.monotonic() + time_limit
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps({"path": path}) + "\n")
-        self.proc.stdin.flush()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
+def _worker(memory_mb: int) -> JsonLineWorker:
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {"DATAFLOW_PDF_MEMORY_MB": str(memory_mb)}
+    return JsonLineWorker("dataflow_cli.io._pdf_worker", package_root, env)
 
 
 class PdfPool:
@@ -422,14 +388,14 @@ class PdfPool:
         self.size = max(1, workers)
         self.time_limit = time_limit
         self.memory_mb = memory_mb
-        self.workers: list[_Worker] = []
+        self.workers: list[JsonLineWorker] = []
 
     def run(self, paths: list[str]) -> list[dict[str, Any]]:
         results: list[dict[str, Any] | None] = [None] * len(paths)
         queue = deque(range(len(paths)))
         self.workers = [w for w in self.workers if w.proc.poll() is None]
         while len(self.workers) < min(self.size, len(paths)):
-            self.workers.append(_Worker(self.memory_mb))
+            self.workers.append(_worker(self.memory_mb))
         selector = selectors.DefaultSelector()
         try:
             for worker in self.workers:
@@ -438,7 +404,7 @@ class PdfPool:
                 for worker in self.workers:
                     if worker.ready and worker.task is None and queue:
                         index = queue.popleft()
-                        worker.send(index, paths[index], self.time_limit)
+                        worker.send(index, {"path": paths[index]}, self.time_limit)
                 now = time.monotonic()
                 waits = [w.deadline - now for w in self.workers if w.task is not None]
                 waits += [w.started + STARTUP_SECONDS - now for w in self.workers if not w.ready]
@@ -466,7 +432,9 @@ class PdfPool:
             selector.close()
         return results  # type: ignore[return-value]
 
-    def _replace(self, worker: _Worker, selector: selectors.BaseSelector, results: list, reason: str) -> None:
+    def _replace(
+        self, worker: JsonLineWorker, selector: selectors.BaseSelector, results: list, reason: str
+    ) -> None:
         if worker.task is None and not worker.ready:
             worker.kill()
             raise InputError(
@@ -477,7 +445,7 @@ class PdfPool:
             results[worker.task] = {"error": reason}
         selector.unregister(worker.proc.stdout)  # type: ignore[arg-type]
         worker.kill()
-        fresh = _Worker(self.memory_mb)
+        fresh = _worker(self.memory_mb)
         self.workers[self.workers.index(worker)] = fresh
         selector.register(fresh.proc.stdout, selectors.EVENT_READ, fresh)  # type: ignore[arg-type]
 

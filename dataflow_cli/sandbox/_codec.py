@@ -270,6 +270,8 @@ def _summary(value, budget):
 
 def exception_info(exc):
     """What a raised exception is, as data: its class names up the MRO and its message."""
+    # The exception comes from the code under test: a hostile class can make `__mro__` or
+    # `__str__` raise anything. Describing it must never fail, so any error gives a plain default.
     names = []
     try:
         for cls in type(exc).__mro__:
@@ -306,7 +308,7 @@ def rebuild_exception(info):
                 if base.__name__ == name
                 else type(name, (base,), {"__module__": "solution"})(message)
             )
-        except Exception:
+        except Exception:  # this base rejects a one-message constructor: try the next one
             continue
         exc.__df_from_solution__ = True
         return exc

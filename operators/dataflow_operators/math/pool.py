@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import atexit
 import json
-import os
 import queue
 import selectors
-import subprocess
-import sys
 import threading
 import time
 from collections import deque
 from pathlib import Path
 from typing import Any
+
+from dataflow_cli.sandbox.workers import JsonLineWorker
 
 STARTUP_SECONDS = 120.0  # importing sympy on a loaded 2-core machine can take a while
 
@@ -33,43 +32,10 @@ class WorkerError(RuntimeError):
     """A worker could not start (e.g. sympy is missing)."""
 
 
-class _Worker:
-    def __init__(self, memory_mb: int):
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        env["DATAFLOW_MATH_MEMORY_MB"] = str(memory_mb)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dataflow_operators.math._worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            text=True,
-            bufsize=1,
-        )
-        self.ready = False
-        self.task: int | None = None
-        self.deadline = 0.0
-        self.started = time.monotonic()
-
-    def send(self, index: int, payload: dict[str, Any], time_limit: float) -> None:
-        self.task = index
-        self.deadline = time.monotonic() + time_limit
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(payload) + "\n")
-        self.proc.stdin.flush()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
+def _worker(memory_mb: int) -> JsonLineWorker:
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {"DATAFLOW_MATH_MEMORY_MB": str(memory_mb)}
+    return JsonLineWorker("dataflow_operators.math._worker", package_root, env)
 
 
 class VerifyPool:
@@ -78,12 +44,12 @@ class VerifyPool:
     def __init__(self, workers: int = 2, memory_mb: int = 2048):
         self.size = max(1, workers)
         self.memory_mb = memory_mb
-        self.workers: list[_Worker] = []
+        self.workers: list[JsonLineWorker] = []
         self.lock = threading.Lock()
         self.kills = 0  # workers killed at their time limit (for stats and benches)
 
-    def _spawn(self) -> _Worker:
-        return _on_spawner_thread(lambda: _Worker(self.memory_mb))
+    def _spawn(self) -> JsonLineWorker:
+        return _on_spawner_thread(lambda: _worker(self.memory_mb))
 
     def run(self, tasks: list[dict[str, Any]], time_limit: float) -> list[dict[str, Any]]:
         with self.lock:
@@ -137,7 +103,7 @@ class VerifyPool:
             selector.close()
         return results  # type: ignore[return-value]
 
-    def _replace(self, worker: _Worker, selector, results: list, reason: str) -> None:
+    def _replace(self, worker: JsonLineWorker, selector, results: list, reason: str) -> None:
         if worker.task is not None:
             results[worker.task] = {"equal": False, "reason": reason}
         elif not worker.ready:

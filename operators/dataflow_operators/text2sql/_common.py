@@ -176,6 +176,16 @@ class SchemaPrompted(SqlDatabases):
         return failures
 
 
+def known_types(values: list[str], known, what: str) -> list[str]:
+    """`values` if each is in `known`; else a ValueError naming the first unknown one."""
+    from dataflow_cli.errors import did_you_mean
+
+    for value in values:
+        if value not in known:
+            raise ValueError(f"unknown {what} `{value}`{did_you_mean(value, known)}")
+    return values
+
+
 def null_inputs(row: dict[str, Any], names: tuple[str, ...]) -> str | None:
     """The reject reason for a row whose required input is null or blank."""
     for name in names:

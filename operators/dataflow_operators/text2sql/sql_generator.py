@@ -7,7 +7,6 @@ from typing import Any
 import pyarrow as pa
 from pydantic import Field, field_validator
 
-from dataflow_cli.errors import did_you_mean
 from dataflow_cli.llm.operator import LLMOperator, LLMParams, ParseError
 from dataflow_cli.operator import Batch, Fanout, Generator, Partial, Port
 from dataflow_operators._lib.prompts import default_prompt
@@ -17,6 +16,7 @@ from dataflow_operators.text2sql._common import (
     SchemaPrompted,
     ask_counts,
     first_failure,
+    known_types,
 )
 from dataflow_operators.text2sql._sqltext import extract_sql
 
@@ -76,12 +76,7 @@ class SqlGenerator(SchemaPrompted, LLMOperator, Generator):
         @field_validator("complexity_types")
         @classmethod
         def _known(cls, types: list[str]) -> list[str]:
-            for kind in types:
-                if kind not in COMPLEXITY_TYPES:
-                    raise ValueError(
-                        f"unknown complexity type `{kind}`{did_you_mean(kind, COMPLEXITY_TYPES)}"
-                    )
-            return types
+            return known_types(types, COMPLEXITY_TYPES, "complexity type")
 
     default_template = default_prompt("sql_generator", domain="text2sql")
 

@@ -7,7 +7,6 @@ from typing import Any
 import pyarrow as pa
 from pydantic import Field, field_validator
 
-from dataflow_cli.errors import did_you_mean
 from dataflow_cli.llm.operator import LLMOperator, LLMParams, ParseError, json_object
 from dataflow_cli.operator import Batch, Fanout, Generator, Partial, Port
 from dataflow_operators._lib.prompts import default_prompt
@@ -17,6 +16,7 @@ from dataflow_operators.text2sql._common import (
     SchemaPrompted,
     ask_counts,
     first_failure,
+    known_types,
     null_inputs,
 )
 from dataflow_operators.text2sql._sqltext import extract_sql
@@ -111,10 +111,7 @@ class SqlVariationGenerator(SchemaPrompted, LLMOperator, Generator):
         @field_validator("variation_types")
         @classmethod
         def _known(cls, types: list[str]) -> list[str]:
-            for kind in types:
-                if kind not in VARIATION_TYPES:
-                    raise ValueError(f"unknown variation type `{kind}`{did_you_mean(kind, VARIATION_TYPES)}")
-            return types
+            return known_types(types, VARIATION_TYPES, "variation type")
 
     default_template = default_prompt("sql_variation_generator", domain="text2sql")
 
