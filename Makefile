@@ -13,7 +13,7 @@ DEV_EXTRAS := dev,text2sql,math,rag,documents
 FAST_VENV := $(if $(wildcard $(STAMP)),$(VENV),$(DEV_VENV))
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev demo bwrap test test-fast test-vllm lint typecheck format docs bench clean
+.PHONY: help install dev demo bwrap chromium test test-fast test-vllm lint typecheck format docs bench clean
 
 help: ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -61,6 +61,18 @@ bwrap: ## Install bubblewrap (the code sandbox's isolation) if missing: apt-get,
 	    echo "note: bubblewrap is missing (apt-get install bubblewrap): code sandbox tests will fail" >&2; \
 	  fi; }
 
+# The run report is tested in a real browser: headless Chromium renders it (DOM + screenshot).
+chromium: ## Install Chromium (headless, for the run report's browser test) if missing: apt-get, as root
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq chromium >/dev/null 2>&1 \
+	      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; } \
+	      || { echo "error: could not install chromium (apt-get install chromium)" >&2; exit 1; }; \
+	  else \
+	    echo "note: chromium is missing (apt-get install chromium): the report browser test will fail" >&2; \
+	  fi; }
+
 lint: $(STAMP) ## ruff lint + format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -72,7 +84,7 @@ format: $(STAMP) ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: $(STAMP) bwrap lint typecheck ## Lint and type-check, then run every test (optional backends included: none may skip)
+test: $(STAMP) bwrap chromium lint typecheck ## Lint and type-check, then run every test (optional backends included: none may skip)
 	DATAFLOW_REQUIRE_EXTRAS=1 $(BIN)/python -m pytest -q
 
 test-fast: $(FAST_VENV)/.installed ## Unit tests (.venv if installed, else .venv-dev: tests of extras skip)
@@ -94,6 +106,7 @@ bench: $(STAMP) ## Benchmarks (not part of the test run); figures on stdout
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/sql_execution.py
 	$(BIN)/python bench/sandbox.py --runs 2000
+	$(BIN)/python bench/report_card.py
 
 clean: ## Remove the venv, run directories and outputs
 	rm -rf $(VENV) $(DEV_VENV) .dataflow pipelines/*/out build dist

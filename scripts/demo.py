@@ -87,7 +87,8 @@ def summary(stats: dict, embedded: bool) -> str:
     lines += [
         f"output:  {output}",
         f"rejects: {rejects} (every dropped row with its stage and reason)",
-        f"report:  {Path(stats['run_dir']) / 'stats.json'} (and run.log beside it)",
+        f"report:  {Path(stats['run_dir']) / 'report.html'} (open in a browser; stats.json and run.log beside it)",
+        f"card:    {output.with_name(output.stem + '.card.md')} (the data card: how it was made, what to watch for)",
     ]
     if embedded:
         lines += [

@@ -35,11 +35,15 @@ from dataflow_cli import redact
 from dataflow_cli.engine.checkpoint import RunDir, write_scratch_parquet
 from dataflow_cli.engine.delta import DETAIL, FAILED, RAW, REASON, REASON_KEY, apply_delta, make_delta
 from dataflow_cli.engine.fingerprint import fingerprints
+from dataflow_cli.engine.gates import GateFailure, Gates, gate_columns
+from dataflow_cli.engine.profile import StageProfile
 from dataflow_cli.engine.stats import RunStats, StageStats
 from dataflow_cli.io.inputs import iter_batches
 from dataflow_cli.io.lock import OutputLock
 from dataflow_cli.io.writers import TableWriter, remove_stale_temp_files
 from dataflow_cli.operator import Batch
+from dataflow_cli.report import write_run_artifacts
+from dataflow_cli.runinfo import input_record, stage_record
 from dataflow_cli.spec.model import Spec, Stage
 
 if TYPE_CHECKING:
@@ -70,6 +74,7 @@ class _StageRecord:
     seconds: float = 0.0
     computed: bool = False
     reused: bool = False
+    columns: dict | None = None  # profile of the columns leaving the stage (engine/profile.py)
 
 
 @dataclass
@@ -128,6 +133,7 @@ class Executor:
         self._input_columns: set[str] = set()  # columns of the input itself (a user's own `_id`)
         self.llm: LLMEngine | None = None
         self._llm_stats: dict[int, Any] = {}
+        self.budget: Any = None  # cost.budget.Budget when the spec or the command line sets caps
         self.stats = RunStats(
             spec=str(spec.file),
             name=spec.name,
@@ -138,6 +144,9 @@ class Executor:
                 StageStats(s.name, s.op_name, s.kind, limits=s.operator.run_limits()) for s in self.stages
             ],
         )
+        # What leaves each stage, profiled as batches are accounted; the quality gates judge it.
+        self.profiles = [StageProfile(s.operator.written_columns() + gate_columns(s)) for s in self.stages]
+        self.gates = Gates(self.stages, self.profiles, spec)
 
     # Public ---------------------------------------------------------------------------
     def run(self) -> RunStats:
@@ -154,13 +163,28 @@ class Executor:
         try:
             claim.acquire()
             self._process(started)
+        except GateFailure:
+            self._fill_profiles()
+            self.stats.status = "failed"
+            self.run_dir.write_json("stats.json", self.stats.to_dict())
+            self._write_manifest("failed")
+            raise
+        except BaseException:
+            if self.budget is not None and self.budget.stopped is not None:
+                self._stopped_by_budget()
+            raise
         finally:
             claim.release()
             _remove_if_empty(created)  # also an unused `rejects/` of a run that rejected nothing
         self._check_accounting()
+        self._fill_profiles()
         self.stats.status = "complete"
+        if self.budget is not None:
+            self.stats.budget = self.budget.to_dict()
+            self.budget.save(self.run_dir.root, complete=True)
         self.run_dir.write_json("stats.json", self.stats.to_dict())
         self._write_manifest("complete")
+        write_run_artifacts(self.spec, self.run_dir.root, self.stats.to_dict())  # report.html, data card
         self.progress.finish(self.stats)
         return self.stats
 
@@ -179,11 +203,14 @@ class Executor:
                     if stage.is_global:
                         self._global_prepass(k, stage)
                 self._main_pass(output, started)
+                self.gates.at_end(self.stats)  # a failed `fail` gate: neither output nor rejects
                 self._merge_rejects()
                 self._commit_output(output)
             finally:
                 self.stats.seconds = time.perf_counter() - started
                 if self.llm is not None:
+                    if self.budget is not None and self.budget.stopped is not None:
+                        self.llm.drain()  # requests in flight at the stop finish and are cached
                     self.llm.close()
                 self._collect_llm_stats()
                 self.run_dir.close()
@@ -210,15 +237,60 @@ class Executor:
             if stage.backend_name not in backends:
                 cls, config = self.spec.backends[stage.backend_name]
                 backends[stage.backend_name] = cls(config)
+        from dataflow_cli.cost.prices import resolve_price
+
+        for backend in backends.values():
+            backend.price = resolve_price(backend.config)  # the spec's, else litellm's map
+        self.budget = self._make_budget(backends)
         cache = RequestCache(default_cache_path()) if any(b.config.cache for b in backends.values()) else None
-        llm = self.llm = LLMEngine(backends, cache)
+        llm = self.llm = LLMEngine(backends, cache, self.budget)
         for k, stage in llm_stages:
             stats = self._llm_stats[k] = LLMStats()
             policy = Policy(
                 on_error=stage.on_error, max_error_rate=stage.max_error_rate, on_truncated=stage.on_truncated
             )
             assert isinstance(stage.operator, LLMOperator) and stage.backend_name is not None
-            stage.operator.bind(LLMClient(llm, stage.backend_name, stats, policy, stage.name))
+            if stage.mode == "batch":
+                from dataflow_cli.llm.batch import BatchClient
+
+                backend = backends[stage.backend_name]
+                client: LLMClient = BatchClient(
+                    llm, stage.backend_name, stats, policy, stage.name, backend, self.run_dir.root,
+                    stage.batch_poll_interval,
+                )  # fmt: skip
+            else:
+                client = LLMClient(llm, stage.backend_name, stats, policy, stage.name)
+            stage.operator.bind(client)
+
+    def _make_budget(self, backends: dict[str, Any]) -> Any:
+        if not self.spec.budget:
+            return None
+        from dataflow_cli.cost.budget import Budget, carried_over
+        from dataflow_cli.errors import SpecError
+
+        prices = {name: backend.price for name, backend in backends.items()}
+        unpriced = [name for name, price in prices.items() if price is None]
+        if "max_usd" in self.spec.budget and unpriced:
+            name = unpriced[0]
+            raise SpecError(
+                f"budget.max_usd needs a price for backend `{name}` "
+                f"(model `{backends[name].config.model}` is not in litellm's price map)",
+                hint=f"set `backends.{name}.price: {{input_per_mtok: ..., output_per_mtok: ...}}`, "
+                "or cap tokens or requests instead",
+            )
+        return Budget(self.spec.budget, prices, carried_over(self.run_dir.root, self.fresh))
+
+    def _stopped_by_budget(self) -> None:
+        """A cap stopped the run: say so in `stats.json`; checkpoints and the cache are kept and
+        the output is not written, so a rerun with a higher cap continues."""
+        self._fill_profiles()
+        self.stats.status = "stopped"
+        self.stats.output = self.stats.rejects = None  # neither is written by a stopped run
+        self.stats.stopped_by = self.budget.stopped_by()
+        self.stats.budget = self.budget.to_dict()
+        self.budget.save(self.run_dir.root, complete=False)
+        self.run_dir.write_json("stats.json", self.stats.to_dict())
+        self._write_manifest("stopped")
 
     def _collect_llm_stats(self) -> None:
         for k, stats in self._llm_stats.items():
@@ -281,6 +353,7 @@ class Executor:
             record.reasons.update(dict(zip(*_value_counts(rejected.column(REASON_KEY)), strict=True)))
             rejected = rejected.drop_columns([REASON_KEY])
         record.rows_out = table.num_rows
+        record.columns = self.profiles[k].measure(table)
         return table, rejected
 
     def _through(
@@ -345,6 +418,9 @@ class Executor:
     def _main_pass(self, output: TableWriter, started: float) -> None:
         for result in ordered_map(self._process_batch, self._input_batches(), self.workers):
             self._account(result)
+            if self.budget is not None:  # a killed run's spending carries over to its resume
+                self.budget.save(self.run_dir.root, complete=False)
+            self.gates.during(self.stats)
             if result.table.num_rows:
                 output.write(self._public(result.table))
             self.stats.seconds = time.perf_counter() - started
@@ -392,6 +468,12 @@ class Executor:
                 stats.seconds += record.seconds
                 stats.batches_computed += record.computed
                 stats.batches_reused += record.reused
+            for profile, record in zip(self.profiles, result.records, strict=True):
+                profile.merge(record.columns)
+
+    def _fill_profiles(self) -> None:
+        for stats, profile in zip(self.stats.stages, self.profiles, strict=True):
+            stats.columns = profile.to_dict()
 
     def _add_seconds(self, records: list[_StageRecord]) -> None:
         with self._lock:
@@ -446,8 +528,15 @@ class Executor:
                 "status": status,
                 "batch_size": self.spec.batch_size,
                 "batches_done": self.stats.batches,
+                "input": input_record(self.spec),  # what `dataflow explain` replays rows from
                 "stages": [
-                    {"name": s.name, "op": s.op_name, "fingerprint": fp, "checkpoints": str(d)}
+                    {
+                        "name": s.name,
+                        "op": s.op_name,
+                        "fingerprint": fp,
+                        "checkpoints": str(d),
+                        **stage_record(s),
+                    }
                     for s, fp, d in zip(self.stages, self.fingerprints, self.run_dir.stage_dirs, strict=True)
                 ],
             },

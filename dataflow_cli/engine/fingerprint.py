@@ -18,7 +18,7 @@ from dataflow_cli.spec.model import Spec, Stage
 # Backend settings that change how answers are fetched, not what they are: tuning them must not
 # throw away finished stages.
 OPERATIONAL = frozenset(
-    {"max_concurrency", "rpm", "tpm", "timeout", "max_retries", "backoff", "max_backoff", "cache"}
+    {"max_concurrency", "rpm", "tpm", "timeout", "max_retries", "backoff", "max_backoff", "cache", "price"}
 )
 
 # Bump when the checkpoint format or row-id scheme changes.

@@ -21,6 +21,7 @@ class StageStats:
     batches_reused: int = 0  # taken from checkpoints of an earlier run
     llm: dict[str, Any] | None = None  # requests, cache hits, retries, errors, tokens, cost
     limits: dict[str, Any] | None = None  # what untrusted content ran under (Operator.run_limits)
+    columns: dict[str, Any] = field(default_factory=dict)  # profiles of its columns (engine/profile.py)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -44,6 +45,9 @@ class RunStats:
     batches: int = 0
     seconds: float = 0.0
     stages: list[StageStats] = field(default_factory=list)
+    gates: list[dict[str, Any]] = field(default_factory=list)  # quality gate results (engine/gates.py)
+    stopped_by: dict[str, Any] | None = None  # the budget cap that stopped the run (cost/budget.py)
+    budget: dict[str, Any] | None = None  # caps, spent, left (only with a budget)
 
     @property
     def rows_per_second(self) -> float:

@@ -2,11 +2,12 @@
 
 One asyncio event loop, on a background thread, owns every backend. Executor threads hand it
 whole batches of requests (`complete`), so all stages that use a backend share its
-`max_concurrency` semaphore, its RPM/TPM token buckets and its HTTP connections.
+`max_concurrency` slots, its RPM/TPM token buckets and its HTTP connections.
 
 Per request: cache lookup -> rate limits -> call -> retry transient failures with exponential
 backoff, jitter and Retry-After -> validate JSON answers against the schema (retrying invalid
-ones) -> write to the cache at once, so a killed run loses at most what was in flight.
+ones) -> write to the cache (the answers of one loop step share a commit, and a request keeps
+its slot until its answer is committed), so a killed run loses at most what was in flight.
 Batched backends (vllm, local) get every uncached request of a batch in one call instead.
 
 Identical requests (same cache key) share one call: a request whose key is already in flight,
@@ -29,7 +30,7 @@ import logging
 import random
 import re
 import threading
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +117,21 @@ class _Tries:
     invalid: int = 0  # answers that broke the schema
 
 
+class _Job:
+    """One owned request of a non-batched backend: queued, being asked, or waiting to retry."""
+
+    __slots__ = ("key", "request", "stats", "policy", "stage", "store", "tries")
+
+    def __init__(self, key: str, request: Request, stats: LLMStats, policy: Policy, stage: str, store: bool):
+        self.key = key
+        self.request = request
+        self.stats = stats
+        self.policy = policy
+        self.stage = stage
+        self.store = store  # cache the answer
+        self.tries = _Tries()
+
+
 class _Backend:
     """A backend plus the limits every stage using it shares."""
 
@@ -124,7 +140,11 @@ class _Backend:
         self.backend = backend
         self.identity = backend.identity()
         config = backend.config
-        self.semaphore = asyncio.Semaphore(config.max_concurrency)
+        # Owned requests wait in `queue`; at most `limit` workers take them one after another
+        # (a task and a semaphore wait per request cost ~25 us of CPU each, see `_pump`).
+        self.limit = config.max_concurrency
+        self.queue: deque[_Job] = deque()
+        self.workers = 0
         self.rpm = TokenBucket(config.rpm) if config.rpm else None
         self.tpm = TokenBucket(config.tpm) if config.tpm else None
         self.batch_lock = asyncio.Lock()
@@ -134,13 +154,17 @@ class _Backend:
 
 
 class LLMEngine:
-    def __init__(self, backends: dict[str, Backend], cache: RequestCache | None):
+    def __init__(self, backends: dict[str, Backend], cache: RequestCache | None, budget: Any = None):
         self.cache = cache
+        self.budget = budget  # cost.budget.Budget: asked before each request is sent
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="dataflow-llm", daemon=True)
         self._thread.start()
         self._fatal: FatalLLMError | None = None
         self._stores = 0  # answers written to the cache so far (see `_answer_misses`)
+        # Answers waiting for the commit at the start of the next loop step (see `_store_later`).
+        self._unstored: list[tuple[_Backend, str, Completion]] = []
+        self._committed: asyncio.Future | None = None
         self._tasks: set[asyncio.Task] = set()
         # Semaphores, buckets and events must be created on the loop that uses them.
         self._backends: dict[str, _Backend] = self._on_loop(self._make_backends(backends))
@@ -250,7 +274,12 @@ class LLMEngine:
             for task in list(self._tasks):  # e.g. a retry still waiting after a fatal error
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._flush()  # answers that arrived are cached, whatever happens to the rest
+            error = self._fatal or RuntimeError("the LLM engine closed while a request was in flight")
             for state in self._backends.values():
+                state.queue.clear()
+                for key in list(state.pending):  # e.g. queued requests of a batch that gave up
+                    _publish(state, key, None, error)
                 try:
                     await state.backend.aclose()
                 except Exception as exc:  # closing must not mask the run's own outcome
@@ -275,22 +304,22 @@ class LLMEngine:
             future = state.pending.get(key)
             if future is None:
                 future = state.pending[key] = self.loop.create_future()
-                future.add_done_callback(_retrieve)
                 owned.append(key)
             futures[key] = future
         return futures, owned
 
     async def _wait(self, state, futures, todo, hits, stats, policy, stage, use_cache) -> dict[str, Any]:
         """Start the calls this batch owns, then wait for every answer it needs (its own and
-        shared ones). Calls run as their own tasks: a batch that stops waiting (a fatal error)
-        must not cancel a call another batch shares."""
-        await self._settle(state, hits)
+        shared ones). Calls are not tied to this wait: a batch that stops waiting (a fatal
+        error) must not cancel a call another batch shares."""
+        self._settle(state, hits)
         if todo:
             if state.backend.batched:
                 self._spawn(self._own_batch(state, todo, stats, policy, stage, use_cache))
             else:
-                for key, request in todo.items():
-                    self._spawn(self._own_one(state, key, request, stats, policy, stage, use_cache))
+                store = use_cache and self.cache is not None
+                state.queue.extend(_Job(key, r, stats, policy, stage, store) for key, r in todo.items())
+                self._pump(state)
         done, _ = await asyncio.wait(set(futures.values()), return_when=asyncio.FIRST_EXCEPTION)
         for future in done:
             if not future.cancelled() and (error := future.exception()) is not None:
@@ -302,65 +331,106 @@ class LLMEngine:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _settle(
-        self, state: _Backend, answers: dict[str, Any], error: BaseException | None = None
-    ) -> None:
+    def _settle(self, state: _Backend, answers: dict[str, Any], error: BaseException | None = None) -> None:
         """Publish the answers (a Completion or LLMError each), or `error` raised for all of
         them: the sharers wake, and the keys leave flight. A call's answer is cached before
         this, so a later identical request finds it there."""
         if isinstance(error, asyncio.CancelledError):
             error = self._fatal or RuntimeError("the LLM engine closed while a request was in flight")
         for key, answer in answers.items():
-            future = state.pending.pop(key, None)
-            if future is None or future.done():
-                continue
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(answer)
+            _publish(state, key, answer, error)
 
-    async def _own_one(self, state, key, request, stats, policy, stage, use_cache) -> None:
+    def _pump(self, state: _Backend) -> None:
+        """Start a worker per queued request while the backend has free slots. A worker holds
+        one slot and answers queued requests one after another until the queue is empty."""
+        while state.queue and state.workers < state.limit:
+            state.workers += 1
+            self._spawn(self._worker(state, state.queue.popleft()))
+
+    async def _worker(self, state: _Backend, job: _Job) -> None:
         try:
-            answer: Any = await self._one(state, request, stats, policy, stage, key if use_cache else None)
+            while True:
+                await self._attempt(state, job)
+                if not state.queue:
+                    return
+                job = state.queue.popleft()
+        finally:
+            state.workers -= 1
+
+    async def _attempt(self, state: _Backend, job: _Job) -> None:
+        """Ask for one job's answer in the worker's slot, then publish it, cache it, or set it
+        aside for a retry after a backoff (which frees the slot)."""
+        try:
+            while True:
+                answer = await self._call(state, job.request, job.stats)
+                outcome = self._judge(state, job.request, answer, job.stats, job.policy, job.stage, job.tries)
+                if outcome is not RETRY_NOW:
+                    break
         except BaseException as exc:  # delivered to everyone waiting for this key
-            await self._settle(state, {key: None}, exc)
+            self._settle(state, {job.key: None}, exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return
-        await self._settle(state, {key: answer})
+        if outcome is RETRY_LATER:
+            config = state.backend.config
+            delay = _delay(answer, job.tries.attempts, config.backoff, config.max_backoff)
+            self._spawn(self._retry_later(state, job, delay))
+        elif isinstance(outcome, Completion) and job.store:
+            # The slot stays taken until the answer is committed, so at any moment at most
+            # `max_concurrency` answers would be lost to a crash.
+            await self._store_later(state, job.key, outcome)
+        else:
+            _publish(state, job.key, outcome)
+
+    async def _retry_later(self, state: _Backend, job: _Job, seconds: float) -> None:
+        try:
+            await self._backoff(seconds)
+        except BaseException as exc:
+            self._settle(state, {job.key: None}, exc)
+            raise
+        state.queue.appendleft(job)  # ahead of newer requests: its batch is older
+        self._pump(state)
+
+    def _store_later(self, state: _Backend, key: str, answer: Completion) -> asyncio.Future:
+        """Queue an answer for the cache; it is published once committed. The answers of one
+        loop step share one transaction (a commit per answer costs ~50 us of CPU)."""
+        self._unstored.append((state, key, answer))
+        if self._committed is None:
+            self._committed = self.loop.create_future()
+            self.loop.call_soon(self._flush)
+        return self._committed
+
+    def _flush(self) -> None:
+        """Commit the queued answers, then publish them: an answer leaves flight only once it
+        is in the cache (see `_answer_misses`)."""
+        items, self._unstored = self._unstored, []
+        committed, self._committed = self._committed, None
+        try:
+            self._put([(key, state.identity, answer) for state, key, answer in items])
+        finally:
+            for state, key, answer in items:
+                _publish(state, key, answer)
+            if committed is not None and not committed.done():
+                committed.set_result(None)
 
     async def _own_batch(self, state, todo: dict[str, Request], stats, policy, stage, use_cache) -> None:
         keys = list(todo)
         try:
             answers = await self._batched(state, list(todo.values()), stats, policy, stage)
         except BaseException as exc:
-            await self._settle(state, dict.fromkeys(keys), exc)
+            self._settle(state, dict.fromkeys(keys), exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return
-        if use_cache and self.cache is not None:
-            for key, answer in zip(keys, answers, strict=True):
-                if isinstance(answer, Completion):
-                    self._store(key, state.identity, answer)
-        await self._settle(state, dict(zip(keys, answers, strict=True)))
-
-    async def _one(
-        self, state: _Backend, request: Request, stats: LLMStats, policy: Policy, stage: str, key: str | None
-    ):
-        config = state.backend.config
-        tries = _Tries()
-        while True:
-            async with state.semaphore:
-                answer = await self._call(state, request, stats)
-                outcome = self._judge(state, request, answer, stats, policy, stage, tries)
-                if isinstance(outcome, Completion) and key is not None:
-                    # Committed while the slot is held (a WAL commit takes ~30 us), so at any
-                    # moment at most `max_concurrency` answers would be lost to a crash.
-                    self._store(key, state.identity, outcome)
-            if outcome is RETRY_LATER:
-                await self._backoff(_delay(answer, tries.attempts, config.backoff, config.max_backoff))
-            elif outcome is not RETRY_NOW:
-                return outcome
+        if use_cache:
+            self._put(
+                [
+                    (key, state.identity, a)
+                    for key, a in zip(keys, answers, strict=True)
+                    if isinstance(a, Completion)
+                ]
+            )
+        self._settle(state, dict(zip(keys, answers, strict=True)))
 
     async def _backoff(self, seconds: float) -> None:
         """Sleep before a retry, cut short when the run stops (the retry then fails at once)."""
@@ -420,6 +490,8 @@ class LLMEngine:
             stats.rate_limit_wait += await state.tpm.acquire(estimate)
         if self._fatal is not None:  # checked after the last await: nothing new leaves after a stop
             raise self._fatal
+        # A reached budget cap raises: nothing is sent. (No coroutine at all without a budget.)
+        ticket = await self._admit(state, request) if self.budget is not None else None
         state.in_flight += 1
         stats.calls += 1
         try:
@@ -432,6 +504,9 @@ class LLMEngine:
             state.in_flight -= 1
         if isinstance(answer, Completion):
             self._count_usage(state, answer, stats)
+        if ticket is not None:
+            self.budget.settle(ticket, answer)
+        if isinstance(answer, Completion):
             if state.tpm is not None:
                 used = answer.prompt_tokens + answer.completion_tokens
                 if used and used < estimate:
@@ -448,6 +523,7 @@ class LLMEngine:
             while pending:
                 if self._fatal is not None:
                     raise self._fatal
+                tickets = [await self._admit(state, requests[i]) if self.budget else None for i in pending]
                 state.in_flight += len(pending)
                 stats.calls += len(pending)
                 try:
@@ -459,9 +535,11 @@ class LLMEngine:
                 finally:
                     state.in_flight -= len(pending)
                 retry, delays = [], [0.0]
-                for i, answer in zip(pending, got, strict=True):
+                for i, answer, ticket in zip(pending, got, tickets, strict=True):
                     if isinstance(answer, Completion):
                         self._count_usage(state, answer, stats)
+                    if ticket is not None:
+                        self.budget.settle(ticket, answer)
                     outcome = self._judge(state, requests[i], answer, stats, policy, stage, tries[i])
                     if outcome is RETRY_LATER:
                         delays.append(_delay(answer, tries[i].attempts, config.backoff, config.max_backoff))
@@ -473,12 +551,40 @@ class LLMEngine:
                 pending = retry
         return answers
 
-    def _store(self, key: str, model: str, answer: Completion) -> None:
-        if self.cache is None:
+    async def _admit(self, state: _Backend, request: Request):
+        """The budget's reservation for one request (None without a budget); raises when a cap
+        is reached, waits while requests in flight may still reach it."""
+        if self.budget is None:
+            return None
+        while isinstance(ticket := self.budget.admit(state.name, request), str):  # WAIT
+            await asyncio.sleep(0.005)
+            if self._fatal is not None:
+                raise self._fatal
+        if isinstance(ticket, FatalLLMError):
+            raise self._stop(ticket)
+        return ticket
+
+    def drain(self, timeout: float = 300.0) -> None:
+        """Wait until no request is in flight (after a stop: their answers are cached)."""
+
+        async def idle() -> None:
+            # Checked on the loop: a call's answer is cached in the same step that ends its
+            # flight, so no answer is left between the two when this sees zero.
+            while self._unstored or any(state.in_flight for state in self._backends.values()):
+                await asyncio.sleep(0.01)
+
+        if self.loop.is_running():
+            try:
+                asyncio.run_coroutine_threadsafe(asyncio.wait_for(idle(), timeout), self.loop).result()
+            except asyncio.TimeoutError:
+                log.warning("requests still in flight after %.0f s; closing anyway", timeout)
+
+    def _put(self, items: list[tuple[str, str, Completion]]) -> None:
+        if self.cache is None or not items:
             return
-        self._stores += 1
+        self._stores += len(items)
         try:
-            self.cache.put(key, model, answer)
+            self.cache.put_many(items)
         except Exception as exc:  # e.g. a full disk: the run goes on uncached, and says so
             log.warning("request cache write failed: %s", exc)
 
@@ -517,10 +623,17 @@ class LLMEngine:
         return self._fatal
 
 
-def _retrieve(future: asyncio.Future) -> None:
-    """Mark a shared answer's exception as seen: when no batch waits for it any more (the run
-    is stopping), asyncio would otherwise log it as never retrieved."""
-    if not future.cancelled():
+def _publish(state: _Backend, key: str, answer: Any, error: BaseException | None = None) -> None:
+    """Resolve the future of an owned key and take the key out of flight."""
+    future = state.pending.pop(key, None)
+    if future is None or future.done():
+        return
+    if error is None:
+        future.set_result(answer)
+    else:
+        future.set_exception(error)
+        # Seen: when no batch waits for it any more (the run is stopping), asyncio would
+        # otherwise log it as never retrieved.
         future.exception()
 
 

@@ -12,6 +12,7 @@ import copy
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dataflow_cli.engine.gates import parse_checks
 from dataflow_cli.errors import DataflowError, SpecError
 from dataflow_cli.spec.loader import apply_override, interpolate, load_document
 from dataflow_cli.spec.model import DEFAULT_BATCH_SIZE, Issue, Spec, SpecErrors, Stage
@@ -77,6 +78,8 @@ def load_spec(path: Path, overrides: list[str] | tuple[str, ...] = (), *, check_
         resolved=as_written,
         backends={name: value for name, value in backends.items() if value is not None},
         internal_columns=data["output"].get("internal_columns", False),
+        budget=dict(data.get("budget") or {}),
+        executor=_executor(data.get("executor")),
     )
 
 
@@ -115,7 +118,17 @@ def build_stage(checked: CheckedStage, out: Collector, spec_dir: Path | None = N
         on_error=raw.get("on_error", "reject"),
         max_error_rate=raw.get("max_error_rate", 0.2),
         on_truncated=raw.get("on_truncated", "reject"),
+        mode=raw.get("mode", "online"),
+        batch_poll_interval=raw.get("batch_poll_interval", 30.0),
+        expect=parse_checks(raw.get("expect")),
     )
+
+
+def _executor(value: str | dict | None) -> dict:
+    """`executor: ray` and `executor: {type: ray, ...}` alike, as the mapping."""
+    if value is None:
+        return {"type": "local"}
+    return {"type": value} if isinstance(value, str) else dict(value)
 
 
 def _llm_operator() -> type[LLMOperator]:

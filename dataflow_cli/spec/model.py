@@ -31,6 +31,9 @@ class Stage:
     on_error: str = "reject"
     max_error_rate: float = 0.2
     on_truncated: str = "reject"  # an answer cut off by max_tokens: reject the row, or keep the text
+    mode: str = "online"  # batch: requests go through the provider's Batch API (llm/batch.py)
+    batch_poll_interval: float = 30.0  # longest wait between two status checks of a batch job
+    expect: list[Any] = field(default_factory=list)  # quality gates (`engine.gates.Check`)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -76,6 +79,9 @@ class Spec:
     resolved: dict[str, Any] = field(default_factory=dict)  # the spec after --set, ${VAR}s kept
     internal_columns: bool = False  # write the engine's `_id`/`_parent_id` into the output too
     backends: dict[str, Any] = field(default_factory=dict)  # name -> (backend class, validated config)
+    budget: dict[str, float] = field(default_factory=dict)  # max_usd / max_tokens / max_requests set
+    # `executor:` as a mapping: {type: local|ray, address?, checkpoint_dir?} (a bare name becomes {type})
+    executor: dict[str, Any] = field(default_factory=lambda: {"type": "local"})
 
 
 @dataclass(frozen=True)

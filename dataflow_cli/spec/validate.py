@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from dataflow_cli.engine.gates import check_expectations
 from dataflow_cli.errors import DataflowError, SpecError, did_you_mean
 from dataflow_cli.operator import RESERVED_PREFIX, Operator
 from dataflow_cli.spec.loader import Document, PathKey, format_path
@@ -117,6 +118,10 @@ def _report_schema_error(error, out: Collector) -> None:
             f"`{error.instance}` may use only letters, digits, `_`, `.` and `-`, starting with a letter or digit",
         )
         return
+    if validator in ("minimum", "exclusiveMinimum"):
+        sign = ">" if validator == "exclusiveMinimum" else ">="
+        out.add(path, f"must be {sign} {error.validator_value}, got {_describe(error.instance)}")
+        return
     if validator == "minItems":
         out.add(
             path, f"needs at least {error.validator_value} item{'s' if error.validator_value != 1 else ''}"
@@ -194,6 +199,8 @@ def check_stages(data: dict, spec_dir: Path, backends: dict[str, Any], out: Coll
             )
             continue
         backend = _reference(backend_name, "backend", backends, here, out)
+        if raw.get("mode") == "batch":
+            _check_batch_mode(cls, backend_name, backend, here, out)
         prompt_text = _prompt_text(raw, prompts or {}, spec_dir, here, out)
         inputs = raw["inputs"] if isinstance(raw.get("inputs"), dict) else {}
         outputs = raw["outputs"] if isinstance(raw.get("outputs"), dict) else {}
@@ -216,6 +223,18 @@ def check_stages(data: dict, spec_dir: Path, backends: dict[str, Any], out: Coll
             )
         )
     return checked
+
+
+def _check_batch_mode(cls, backend_name: str | None, backend: Any, here: tuple, out: Collector) -> None:
+    """`mode: batch` needs a model call to batch and a backend that speaks the Batch API."""
+    if not cls.uses_llm:
+        out.add(here + ("mode",), f"`mode: batch` needs an LLM operator; `{cls.name}` calls no model")
+    elif backend is not None and backend[1].provider != "openai":
+        out.add(
+            here + ("mode",),
+            f"`mode: batch` needs an `openai` backend (the /v1/files + /v1/batches protocol); "
+            f"backend `{backend_name}` is `{backend[1].provider}`",
+        )
 
 
 def _reference(name: str | None, key: str, table: dict, here: tuple, out: Collector) -> Any:
@@ -431,6 +450,7 @@ def check_column_flow(stages: list[Stage], input_schema: dict[str, str], out: Co
                     f"bind the output to a new column (`outputs: {{...: new_name}}`) or use a refine stage",
                 )
         after = op.transform_schema(schema)
+        check_expectations(stage, after, out)
         for column in after:
             origin.setdefault(column, f"stage `{stage.name}`")
         schema = after

@@ -66,7 +66,11 @@ def test_a_glob_over_the_output_folder_loads_the_dataset_alone(tmp_path, cli, mo
     rejects = tmp_path / "out" / "rejects" / f"clean.rejects.{suffix}"
     assert stats["rejects"] == str(rejects)
 
-    for pattern in (f"out/*.{suffix}", "out/*"):
+    # Beside the output only its data card (not data: `out/*` would take it in, `out/*.<suffix>` does not).
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "clean.card.json", "clean.card.md", f"clean.{suffix}", "rejects",
+    ]  # fmt: skip
+    for pattern in (f"out/*.{suffix}",):
         dataset = load_dataset(builder, str(tmp_path / pattern), tmp_path / "hf")
         # The columns the spec kept, no engine `_id`.
         assert dataset.column_names == ["text", "words"]
@@ -110,7 +114,8 @@ def test_no_file_is_written_that_could_not_be_loaded(tmp_path, cli, monkeypatch)
 def test_a_run_that_creates_no_rejects_leaves_no_rejects_folder(tmp_path, cli, monkeypatch):
     spec = project(tmp_path, monkeypatch, "out/clean.jsonl")
     cli.json("run", spec, "--set", "stages.bounds.params.min=0")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clean.jsonl"]
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["clean.card.json", "clean.card.md", "clean.jsonl"]
 
 
 def test_internal_columns_are_opt_in_and_resume_still_works(tmp_path, cli, monkeypatch):

@@ -21,7 +21,18 @@ Two ways to run it:
   `POST /control` and observed through `GET /control`.
 
 Endpoints: `POST /v1/chat/completions` (JSON, or SSE with `"stream": true`), `GET /v1/models`,
-`GET|POST /control` (knobs and counters), `GET /control/requests` (the recording).
+`GET|POST /control` (knobs and counters), `GET /control/requests` (the recording), and the Batch
+API: `POST /v1/files` (multipart, `purpose=batch`), `GET /v1/files/{id}`, `GET /v1/files/{id}/content`,
+`POST /v1/batches`, `GET /v1/batches/{id}`, `POST /v1/batches/{id}/cancel`.
+
+Batches: a job is `validating` for its first 10% of `batch_seconds`, then `in_progress`, then
+`completed` (the status is worked out at each GET, so `configure(batch_seconds=...)` speeds up or
+holds back jobs already submitted). On completion every input line is answered like a chat request
+(responder, content `rules`, `max_tokens`); a 200 goes to the output file, any other status to the
+error file, both as `{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}`.
+A line that is not a valid request gets `"error": {"code", "message"}`. An input file with a
+duplicate `custom_id` or a line for another endpoint makes the job `failed` with `errors.data`.
+`batch_status` forces a terminal status (`failed`, `expired`, `cancelled`) on every job.
 
 The reply is deterministic: `"echo: " + <last user message>`, or, when the request asks for
 `response_format` `json_schema`, a minimal JSON document satisfying the schema (see
@@ -185,6 +196,8 @@ class ServerConfig:
     seed: int = 0
     record: bool = True
     responder: Responder | None = None
+    batch_seconds: float = 0.2  # time from a batch's creation to its completion
+    batch_status: str | None = None  # force a terminal status: failed, expired or cancelled
 
     def to_json(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "responder"}
@@ -202,6 +215,7 @@ _SECONDS = (
     "timeout_delay",
     "slow_stream_delay",
     "stream_chunk_delay",
+    "batch_seconds",
 )
 
 
@@ -281,6 +295,10 @@ def _coerce(name: str, value: Any) -> Any:
         return bool(value)
     if name == "model":
         return str(value)
+    if name == "batch_status":
+        if value not in (None, "failed", "expired", "cancelled"):
+            raise ValueError("batch_status must be failed, expired, cancelled or None")
+        return value
     if name == "responder":
         if value is not None and not callable(value):
             raise ValueError("responder must be callable")
@@ -617,6 +635,8 @@ class OpenAIServer:
         self._active = 0
         self._queued = 0
         self._in_flight = 0
+        self.files: dict[str, dict[str, Any]] = {}  # Batch API state (kept across reset())
+        self.batches: dict[str, dict[str, Any]] = {}
         self._reset_locked()
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -674,6 +694,8 @@ class OpenAIServer:
             ("GET", "/control"): self._handle_control,
             ("POST", "/control"): self._handle_control,
             ("GET", "/control/requests"): self._handle_control_requests,
+            ("POST", "/v1/files"): self._handle_file_upload,
+            ("POST", "/v1/batches"): self._handle_batch_create,
         }
         server = web.Server(
             self._dispatch,
@@ -708,6 +730,8 @@ class OpenAIServer:
         handler = self._routes.get((request.method, request.path))
         if handler is not None:
             return await handler(request)
+        if request.path.startswith(("/v1/files/", "/v1/batches/")):
+            return await self._handle_batch_api(request)
         if any(path == request.path for _, path in self._routes):
             return web.Response(status=405, text="405: Method Not Allowed")
         return web.Response(status=404, text="404: Not Found")
@@ -812,6 +836,17 @@ class OpenAIServer:
         """Recorded requests, in arrival order (a copy)."""
         with self._lock:
             return list(self._records)
+
+    def batch_api_requests(self, method: str | None = None, path: str | None = None) -> list[RecordedRequest]:
+        """Recorded Batch API requests (`/v1/files...`, `/v1/batches...`), optionally of one
+        method and path (e.g. `("POST", "/v1/batches")`)."""
+        return [
+            r
+            for r in self.requests
+            if r.path.startswith(("/v1/files", "/v1/batches"))
+            and (method is None or r.method == method)
+            and (path is None or r.path == path)
+        ]
 
     @property
     def chat_requests(self) -> list[RecordedRequest]:
@@ -1240,6 +1275,281 @@ class OpenAIServer:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
             transport.abort()
         return web.Response(status=200)  # never sent: aiohttp drops it quietly
+
+    # ---- Batch API ----------------------------------------------------------------------------
+
+    async def _handle_file_upload(self, request: web.BaseRequest) -> web.StreamResponse:
+        cfg = self._cfg
+        rec = self._arrive(request, None, cfg, chat=False)
+        try:
+            if not self._authorized(request, cfg):
+                return self._unauthorized(request, rec, cfg)
+            form = await request.post()
+            upload = form.get("file")
+            if form.get("purpose") != "batch" or not hasattr(upload, "file"):
+                return self._batch_error(rec, 400, "a multipart `file` with `purpose=batch` is required")
+            content = upload.file.read()
+            rec.body = {"purpose": "batch", "filename": upload.filename, "bytes": len(content)}
+            file = self._new_file(content, upload.filename or "upload.jsonl", "batch")
+            rec.status = 200
+            return web.json_response(self._file_object(file))
+        finally:
+            self._depart(rec)
+
+    async def _handle_batch_create(self, request: web.BaseRequest) -> web.StreamResponse:
+        cfg = self._cfg
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        rec = self._arrive(request, body, cfg, chat=False)
+        try:
+            if not self._authorized(request, cfg):
+                return self._unauthorized(request, rec, cfg)
+            if not isinstance(body, dict):
+                return self._batch_error(rec, 400, "expected a JSON object")
+            file = self.files.get(str(body.get("input_file_id")))
+            if file is None or file["purpose"] != "batch":
+                return self._batch_error(rec, 400, f"no batch input file `{body.get('input_file_id')}`")
+            if body.get("endpoint") != "/v1/chat/completions":
+                return self._batch_error(rec, 400, "only endpoint /v1/chat/completions is supported")
+            if body.get("completion_window") != "24h":
+                return self._batch_error(rec, 400, "completion_window must be 24h")
+            now = time.time()
+            batch_id = f"batch_{len(self.batches):06d}{random.getrandbits(32):08x}"
+            lines = file["content"].decode("utf-8", "replace").splitlines()
+            self.batches[batch_id] = {
+                "id": batch_id,
+                "object": "batch",
+                "endpoint": body["endpoint"],
+                "errors": None,
+                "input_file_id": file["id"],
+                "completion_window": "24h",
+                "status": "validating",
+                "output_file_id": None,
+                "error_file_id": None,
+                "created_at": int(now),
+                "in_progress_at": None,
+                "expires_at": int(now) + 86400,
+                "finalizing_at": None,
+                "completed_at": None,
+                "failed_at": None,
+                "expired_at": None,
+                "cancelling_at": None,
+                "cancelled_at": None,
+                "request_counts": {"total": sum(1 for x in lines if x.strip()), "completed": 0, "failed": 0},
+                "metadata": body.get("metadata"),
+                "_created": now,
+            }
+            rec.status = 200
+            return web.json_response(self._batch_object(self.batches[batch_id]))
+        finally:
+            self._depart(rec)
+
+    async def _handle_batch_api(self, request: web.BaseRequest) -> web.StreamResponse:
+        cfg = self._cfg
+        rec = self._arrive(request, None, cfg, chat=False)
+        try:
+            if not self._authorized(request, cfg):
+                return self._unauthorized(request, rec, cfg)
+            parts = request.path.strip("/").split("/")  # v1, files|batches, id[, content|cancel]
+            kind, ident, action = parts[1], parts[2] if len(parts) > 2 else "", "/".join(parts[3:])
+            if kind == "files" and request.method == "GET" and ident in self.files:
+                file = self.files[ident]
+                rec.status = 200
+                if action == "content":
+                    return web.Response(body=file["content"], content_type="application/octet-stream")
+                if not action:
+                    return web.json_response(self._file_object(file))
+            if kind == "batches" and ident in self.batches:
+                batch = self.batches[ident]
+                if request.method == "POST" and action == "cancel":
+                    batch["_cancel"] = True
+                if request.method == "GET" and not action or request.method == "POST" and action == "cancel":
+                    await self._advance_batch(batch, cfg)
+                    rec.status = 200
+                    return web.json_response(self._batch_object(batch))
+            return self._batch_error(
+                rec, 404, f"no such object: {request.method} {request.path}", "not_found"
+            )
+        finally:
+            self._depart(rec)
+
+    async def _advance_batch(self, batch: dict[str, Any], cfg: ServerConfig) -> None:
+        """Move a job along by the time passed since its creation (terminal states stay)."""
+        if batch["status"] in ("completed", "failed", "expired", "cancelled"):
+            return
+        now = time.time()
+        elapsed = now - batch["_created"]
+        if batch.pop("_cancel", False) or cfg.batch_status == "cancelled":
+            batch.update(status="cancelled", cancelling_at=int(now), cancelled_at=int(now))
+            return
+        problems = self._validate_batch(batch)
+        if problems or cfg.batch_status == "failed":
+            problems = problems or [
+                {"code": "injected", "message": "batch failed (batch_status knob)", "line": None}
+            ]
+            batch.update(status="failed", failed_at=int(now), errors={"object": "list", "data": problems})
+            return
+        if elapsed < 0.1 * cfg.batch_seconds:
+            return
+        batch["in_progress_at"] = batch["in_progress_at"] or int(now)
+        if elapsed < cfg.batch_seconds:
+            batch["status"] = "in_progress"
+            return
+        if cfg.batch_status == "expired":
+            batch.update(status="expired", expired_at=int(now))
+            return
+        await self._complete_batch(batch, cfg)
+
+    def _validate_batch(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
+        content = self.files[batch["input_file_id"]]["content"].decode("utf-8", "replace")
+        seen: set[str] = set()
+        problems = []
+        for number, line in enumerate(content.splitlines(), 1):
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue  # answered with a per-line error
+            if not isinstance(item, dict):
+                continue
+            custom_id = item.get("custom_id")
+            if custom_id in seen:
+                problems.append(
+                    {
+                        "code": "duplicate_custom_id",
+                        "message": f"duplicate custom_id {custom_id!r}",
+                        "line": number,
+                    }
+                )
+            seen.add(custom_id)
+            if item.get("url") not in (None, batch["endpoint"]):
+                problems.append(
+                    {
+                        "code": "mismatched_url",
+                        "message": f"line url {item.get('url')!r} is not the batch endpoint",
+                        "line": number,
+                    }
+                )
+        return problems
+
+    async def _complete_batch(self, batch: dict[str, Any], cfg: ServerConfig) -> None:
+        content = self.files[batch["input_file_id"]]["content"].decode("utf-8", "replace")
+        outputs: list[str] = []
+        errors: list[str] = []
+        for number, line in enumerate(content.splitlines()):
+            if not line.strip():
+                continue
+            status, answer, error, custom_id = 200, None, None, None
+            try:
+                item = json.loads(line)
+                custom_id = item.get("custom_id")
+                body = item["body"]
+                if (
+                    not isinstance(custom_id, str)
+                    or not isinstance(body, dict)
+                    or not isinstance(body.get("messages"), list)
+                ):
+                    raise ValueError("each line needs a string `custom_id` and a `body` with `messages`")
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                error = {"code": "invalid_request", "message": str(exc)}
+                body = {}
+            if error is None:
+                status, answer = await self._batch_line(body, cfg, number)
+            out = {
+                "id": f"batch_req_{batch['id']}_{number}",
+                "custom_id": custom_id,
+                "response": None
+                if error
+                else {"status_code": status, "request_id": f"req_{number}", "body": answer},
+                "error": error,
+            }
+            (outputs if status == 200 and error is None else errors).append(
+                json.dumps(out, ensure_ascii=False) + "\n"
+            )
+        now = int(time.time())
+        if outputs:
+            batch["output_file_id"] = self._new_file(
+                "".join(outputs).encode(), "output.jsonl", "batch_output"
+            )["id"]
+        if errors:
+            batch["error_file_id"] = self._new_file("".join(errors).encode(), "errors.jsonl", "batch_output")[
+                "id"
+            ]
+        batch["request_counts"] = {
+            "total": len(outputs) + len(errors),
+            "completed": len(outputs),
+            "failed": len(errors),
+        }
+        batch.update(status="completed", finalizing_at=now, completed_at=now)
+
+    async def _batch_line(self, body: dict, cfg: ServerConfig, number: int) -> tuple[int, Any]:
+        """One input line answered like a chat request: (status, response body)."""
+        kind = None
+        last = _last_content(body.get("messages"))
+        for needle, rule_kind in cfg.rules:
+            if needle in last:
+                kind = rule_kind
+                break
+        reply = None
+        if kind is None:
+            try:
+                reply = await self._reply(body, cfg)
+            except Fault as fault:
+                kind = fault.kind
+        if kind is not None:
+            status = {"rate_limit": 429, "auth": 401, "bad_request": 400}.get(kind)
+            if status is None:
+                status = int(kind.removeprefix("http_")) if kind.startswith("http_") else 500
+            return status, {
+                "error": {
+                    "message": f"injected {kind}",
+                    "type": "server_error" if status >= 500 else "invalid_request_error",
+                }
+            }
+        reply, finish = _limit_tokens(reply, body)
+        rec = RecordedRequest(
+            number, "POST", "/v1/chat/completions", _NO_HEADERS, body, time.time(), chat_seq=number
+        )
+        return 200, json.loads(self._completion(body, cfg, rec, reply, finish))
+
+    def _new_file(self, content: bytes, filename: str, purpose: str) -> dict[str, Any]:
+        file_id = f"file-{len(self.files):06d}{random.getrandbits(32):08x}"
+        self.files[file_id] = {
+            "id": file_id,
+            "content": content,
+            "filename": filename,
+            "purpose": purpose,
+            "created_at": int(time.time()),
+        }
+        return self.files[file_id]
+
+    @staticmethod
+    def _file_object(file: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": file["id"],
+            "object": "file",
+            "bytes": len(file["content"]),
+            "created_at": file["created_at"],
+            "filename": file["filename"],
+            "purpose": file["purpose"],
+        }
+
+    @staticmethod
+    def _batch_object(batch: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in batch.items() if not k.startswith("_")}
+
+    @staticmethod
+    def _batch_error(
+        rec: RecordedRequest, status: int, message: str, code: str | None = None
+    ) -> web.Response:
+        rec.status = status
+        return web.Response(
+            status=status,
+            body=_error_body(message, "invalid_request_error", code),
+            content_type="application/json",
+        )
 
     # ---- control endpoint ---------------------------------------------------------------------
 

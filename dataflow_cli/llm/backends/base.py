@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataflow_cli import redact
+from dataflow_cli.cost.prices import Price
 from dataflow_cli.llm.types import Completion, LLMError, Request
 
 
@@ -44,6 +45,11 @@ class BackendConfig(BaseModel):
     )
     max_backoff: float = Field(30.0, ge=0, description="Longest delay between retries.")
     cache: bool = Field(True, description="Store completions in the request cache and reuse them.")
+    price: Price | None = Field(
+        None,
+        description="USD per million tokens, e.g. {input_per_mtok: 0.15, output_per_mtok: 0.6}; "
+        "wins over litellm's price map (used for budgets, stats and `dataflow estimate`).",
+    )
 
 
 class Backend:
@@ -57,6 +63,8 @@ class Backend:
         if not isinstance(config, self.Config):  # e.g. a plain BackendConfig built in Python
             config = self.Config.model_validate(config.model_dump(exclude_unset=True))
         self.config = config
+        # The spec's price, or one the executor looks up in litellm's map (`cost.prices`).
+        self.price: Price | None = config.price
         redact.add_config(config)  # whatever a server echoes back is masked where people see it
 
     def identity(self) -> str:
@@ -72,8 +80,11 @@ class Backend:
     async def aclose(self) -> None:
         """Release connections, processes or models."""
 
-    def cost(self, completion: Completion) -> float | None:  # noqa: ARG002 - hook for priced backends
-        return None
+    def cost(self, completion: Completion) -> float | None:
+        """USD for one answer, None when the price is unknown (never a made-up 0)."""
+        if self.price is None:
+            return None
+        return self.price.cost(completion.prompt_tokens, completion.completion_tokens)
 
 
 class InProcessBackend(Backend):

@@ -266,7 +266,7 @@ class LiteLLMBackend(Backend):
         return kwargs
 
     def _cost(self, litellm: Any, response: Any) -> float | None:
-        if not self._priced:
+        if not self._priced or self.config.price is not None:  # a price in the spec wins
             return None
         try:
             value = litellm.completion_cost(completion_response=response)
@@ -303,4 +303,4 @@ class LiteLLMBackend(Backend):
             raise classify(_LITELLM, exc, api_key) from None
 
     def cost(self, completion: Completion) -> float | None:
-        return completion.cost
+        return completion.cost if completion.cost is not None else super().cost(completion)

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dataflow_cli.errors import DataflowError
+from dataflow_operators._lib.kernels import kernels
 
 # Whitespace as Python's `str.split()` / `str.isspace()` and Arrow's `utf8_trim_whitespace` see
 # it: Unicode White_Space plus the ASCII information separators U+001C..U+001F. Line breaks are
@@ -201,6 +202,11 @@ def word_and_line_counts(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     if len(text) == 0:
         return pa.array([], pa.int64()), pa.array([], pa.int64())
     data, offsets = _bytes_and_offsets(text)
+    mask = text.is_null().to_numpy(zero_copy_only=False) if text.null_count else None
+    compiled = kernels()
+    if compiled is not None:
+        words, lines = compiled["words_and_lines"](data, offsets)
+        return pa.array(words, pa.int64(), mask=mask), pa.array(lines, pa.int64(), mask=mask)
     starts_of_rows = offsets[:-1]
     ends_of_rows = offsets[1:]
     space = _ascii_space(data)
@@ -223,5 +229,4 @@ def word_and_line_counts(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     last = np.zeros(len(ends_of_rows), np.uint8)
     last[nonempty] = data[ends_of_rows[nonempty] - 1]
     lines = np.where(nonempty, lines + 1 - (last == 0x0A), 0)
-    mask = text.is_null().to_numpy(zero_copy_only=False) if text.null_count else None
     return pa.array(words, pa.int64(), mask=mask), pa.array(lines, pa.int64(), mask=mask)

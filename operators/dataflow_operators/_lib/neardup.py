@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 
 from dataflow_cli.operator import Verdict
 from dataflow_operators._lib.arrow import _ascii_space, _bytes_and_offsets, _multibyte_whitespace
+from dataflow_operators._lib.kernels import kernels
 
 _U64 = np.uint64
 
@@ -164,6 +165,37 @@ def shingle(text: pa.Array, unit: str, ngram: int, normalize: bool) -> Shingles:
     length = np.minimum(tokens[doc], ngram)
     hashes = _combine(token_hashes, first, length, ngram)
     return Shingles(hashes, sh_offsets, first, length, starts, ends, data)
+
+
+def shingle_hashes(text: pa.Array, unit: str, ngram: int, normalize: bool) -> tuple[np.ndarray, np.ndarray]:
+    """`(hashes, offsets)` of `shingle(...)` alone: compiled loops for word shingles when the
+    kernels are available (the same values), else `shingle`."""
+    compiled = kernels()
+    if compiled is None or unit != "word":
+        sh = shingle(text, unit, ngram, normalize)
+        return sh.hashes, sh.offsets
+    if normalize:
+        text = pc.utf8_lower(text)
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    data, offsets = _bytes_and_offsets(text)
+    table = separator_table() if normalize else whitespace_table()
+    token_hashes, token_offsets = compiled["word_token_hashes"](
+        data, offsets, table, _U64(_BASE), _LENGTH_KEY
+    )
+    tokens = np.diff(token_offsets)
+    if text.null_count:
+        tokens[~text.is_valid().to_numpy(zero_copy_only=False)] = 0
+    return compiled["shingle_hashes"](token_hashes, token_offsets, tokens, ngram, _POSITION_KEYS, _LENGTH_KEY)
+
+
+@lru_cache(maxsize=1)
+def whitespace_table() -> np.ndarray:
+    """`table[code point]` is True for whitespace as `str.split()` sees it (below U+20000)."""
+    table = np.zeros(_TABLE_SIZE, bool)
+    for code in range(_TABLE_SIZE):
+        table[code] = chr(code).isspace()
+    return table
 
 
 # No code point above U+1FFFF is punctuation, a symbol or a space (they are ideographs, tags and

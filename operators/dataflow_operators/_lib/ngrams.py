@@ -196,6 +196,18 @@ def first_duplicates(keys: np.ndarray, dup: np.ndarray) -> np.ndarray:
     return positions[order[np.concatenate([[True], ordered[1:] != ordered[:-1]])]]
 
 
+def repeated_fraction_utf8(data: np.ndarray, byte_offsets: np.ndarray, char_offsets: np.ndarray, n: int):
+    """`repeated_fraction` of UTF-8 rows with the compiled kernel (same values), or None when
+    the kernels are not available."""
+    from dataflow_operators._lib.kernels import kernels
+
+    compiled = kernels()
+    if compiled is None:
+        return None
+    dups = compiled["repeated_windows_utf8"](data, byte_offsets, n, _BASE, _power(n - 1), _MIX)
+    return ratio(dups, window_counts(char_offsets, n))
+
+
 def repeated_fraction(symbols: np.ndarray, offsets: np.ndarray, n: int) -> np.ndarray:
     """Per row: fraction of its n-gram windows whose n-gram occurs more than once in the row."""
     dups = np.zeros(len(offsets) - 1, np.int64)

@@ -25,6 +25,7 @@ from dataflow_operators._lib.arrow import (
     _multibyte_whitespace,
     word_and_line_counts,
 )
+from dataflow_operators._lib.kernels import kernels
 
 # Character classes (one byte per code point).
 OTHER, PUNCT, LETTER, UPPER, DIGIT, NUMBER, MARK, SPACE = range(8)
@@ -189,6 +190,14 @@ class TextBatch:
     @cached_property
     def class_counts(self) -> np.ndarray:
         """(rows, N_CLASSES) counts of code points per class."""
+        compiled = kernels()
+        if compiled is not None:
+            if not _built.all():
+                _build_pages(np.flatnonzero(~_built))  # once per process (~0.2 s)
+            data, offsets = self.utf8
+            return compiled["utf8_class_counts"](
+                data, offsets, _table, N_CLASSES, OTHER, MARK, _VS_SUPPLEMENT[0], _VS_SUPPLEMENT[1]
+            )
         counts = np.zeros((self.n, N_CLASSES), np.int64)
         for d0, d1, cps, offsets in self.code_point_chunks():
             rows = np.repeat(np.arange(0, (d1 - d0) * N_CLASSES, N_CLASSES), np.diff(offsets))

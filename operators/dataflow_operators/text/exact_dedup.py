@@ -82,6 +82,15 @@ def row_keys(columns: list[pa.Array], normalize: bool) -> pa.Array:
     return pc.binary_join_element_wise(*parts, _separators()[3])
 
 
+def _binary_buffers(keys: pa.Array) -> tuple[memoryview, list[int]]:
+    """The data buffer of a `large_binary` array and each value's start and end in it."""
+    keys = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+    _, offsets_buffer, data_buffer = keys.buffers()
+    offsets = np.frombuffer(offsets_buffer, np.int64)[keys.offset : keys.offset + len(keys) + 1]
+    data = memoryview(data_buffer) if data_buffer is not None else memoryview(b"")
+    return data, offsets.tolist()
+
+
 class ExactDedupFilter(Filter):
     """Drop rows whose values in the given columns exactly repeat an earlier row.
 
@@ -141,8 +150,10 @@ class ExactDedupFilter(Filter):
             keep = np.ones(len(ids), bool)
             reason: list[str | None] = [None] * len(ids)
             detail: list[str | None] = [None] * len(ids)
-            for i, (key, row_id) in enumerate(zip(keys.to_pylist(), ids, strict=True)):
-                digest = blake2b(key, digest_size=16).digest()
+            # Keys are never null (see row_keys): hash slices of the data buffer, no bytes copies.
+            data, offsets = _binary_buffers(keys)
+            for i, row_id in enumerate(ids):
+                digest = blake2b(data[offsets[i] : offsets[i + 1]], digest_size=16).digest()
                 seen = len(first_id)
                 first = first_id.setdefault(digest, row_id)
                 if len(first_id) == seen:

@@ -15,13 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from dataflow_cli.errors import DataflowError
 from dataflow_cli.operator import Batch, Filter, Port, Verdict
 from dataflow_operators._lib.arrow import text_column
+from dataflow_operators._lib.kernels import kernels
 from dataflow_operators._lib.neardup import (
     MAX_NGRAM,
     chunks,
     group_pairs,
     mix64,
     per_batch_verdicts,
-    shingle,
+    shingle_hashes,
     union_roots,
     unique_pairs,
 )
@@ -91,6 +92,9 @@ def minhash_signatures(hashes: np.ndarray, offsets: np.ndarray, a: np.ndarray, b
     permutations at a time into a (permutations x shingles) array, and `np.minimum.reduceat`
     along the shingle axis takes each document's minimum: long contiguous runs, cache-resident.
     """
+    compiled = kernels()
+    if compiled is not None:
+        return compiled["minhash_signatures"](hashes, offsets.astype(np.int64), a, b)
     n = len(offsets) - 1
     out = np.empty((len(a), n), np.uint32)
     a_col, b_col = a[:, None], b[:, None]
@@ -323,10 +327,12 @@ class MinhashDedupFilter(Filter):
 
         def one(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
             start, stop = bounds
-            sh = shingle(text.slice(start, stop - start), p.unit, p.ngram, p.normalize)
-            has = np.flatnonzero(sh.counts > 0)
-            offsets = np.append(sh.offsets[:-1][has], sh.offsets[-1])
-            hashes = (sh.hashes >> np.uint64(32)).astype(np.uint32)
+            all_hashes, all_offsets = shingle_hashes(
+                text.slice(start, stop - start), p.unit, p.ngram, p.normalize
+            )
+            has = np.flatnonzero(np.diff(all_offsets) > 0)
+            offsets = np.append(all_offsets[:-1][has], all_offsets[-1])
+            hashes = (all_hashes >> np.uint64(32)).astype(np.uint32)
             return has + start, minhash_signatures(hashes, offsets, a, b)
 
         results = list((pool.map if pool is not None else map)(one, chunks(text)))

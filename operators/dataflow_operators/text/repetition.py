@@ -16,7 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dataflow_cli.operator import Batch, Port
 from dataflow_operators._lib.arrow import text_column
-from dataflow_operators._lib.ngrams import CHUNK, SpanNgrams, WordNgrams, duplicate_parts, repeated_fraction
+from dataflow_operators._lib.ngrams import (
+    CHUNK,
+    SpanNgrams,
+    WordNgrams,
+    duplicate_parts,
+    repeated_fraction,
+    repeated_fraction_utf8,
+)
 from dataflow_operators._lib.textstats import SignalEvaluator, TextBatch, check_signals, ratio
 
 TOP_NGRAMS = (2, 3, 4)
@@ -84,6 +91,10 @@ def gopher_ngrams(tb: TextBatch) -> SpanNgrams:
 
 
 def char_repetition(tb: TextBatch, n: int) -> np.ndarray:
+    data, byte_offsets = tb.utf8
+    compiled = repeated_fraction_utf8(data, byte_offsets, tb.char_offsets, n)
+    if compiled is not None:
+        return compiled
     out = np.zeros(tb.n)
     for d0, d1, cps, offsets in tb.code_point_chunks(CHUNK):
         out[d0:d1] = repeated_fraction(cps, offsets, n)

@@ -1,0 +1,1 @@
+"""Cost: prices per backend, budgets that stop a run cleanly, and `dataflow estimate`."""
