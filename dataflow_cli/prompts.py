@@ -27,6 +27,23 @@ def compile_template(text: str) -> jinja2.Template:
         raise SpecError(f"template syntax error on template line {exc.lineno}: {exc.message}") from None
 
 
+def render(text: str, variables: dict) -> str:
+    """`compile_template(text).render(**variables)`, without merging the environment's globals
+    into a new dict per call (a third of the cost of rendering a short prompt)."""
+    template = compile_template(text)
+    context = template.new_context({**_globals(template), **variables}, shared=True)
+    try:
+        return template.environment.concat(template.root_render_func(context))  # type: ignore[attr-defined]
+    except Exception:
+        template.environment.handle_exception()
+        raise  # not reached: handle_exception re-raises with the template's traceback
+
+
+@lru_cache(maxsize=256)
+def _globals(template: jinja2.Template) -> dict:
+    return dict(template.globals)
+
+
 @lru_cache(maxsize=256)
 def template_variables(text: str) -> frozenset[str]:
     """Top-level names a template reads (the columns it needs)."""

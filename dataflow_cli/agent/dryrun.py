@@ -67,6 +67,8 @@ def dry_run(spec_path: Path, limit: int = DEFAULT_LIMIT) -> DryRun:
             f"output.path={out}",
             f"output.rejects={Path(tmp) / 'rejects.jsonl'}",
         ]
+        # Cached answers cost no tokens: the estimate must count every request as the real run would.
+        overrides += [f"backends.{name}.cache=false" for name in _backend_names(spec_path)]
         try:
             spec = load_spec(spec_path, overrides)
             stats = Executor(spec, Path(tmp) / "run", fresh=True).run()
@@ -109,10 +111,11 @@ def dry_run(spec_path: Path, limit: int = DEFAULT_LIMIT) -> DryRun:
                 if rows_in and total:
                     # Rows reaching this stage scale with the input like the dry run's did.
                     scale = total / max(1, data["rows_read"])
+                    usd = _usd(spec, index, llm)
                     entry["estimate"] = {
                         "requests": round(llm.get("requests", 0) * scale),
                         "tokens": round(tokens * scale),
-                        "cost_usd": round((llm.get("cost") or 0.0) * scale, 4),
+                        "cost_usd": None if usd is None else round(usd * scale, 4),
                     }
             result.stages.append(entry)
             here = f"stages[{index}]"
@@ -151,6 +154,37 @@ def dry_run(spec_path: Path, limit: int = DEFAULT_LIMIT) -> DryRun:
                     )
                 )
         return result
+
+
+def _backend_names(spec_path: Path) -> list[str]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return []
+    backends = data.get("backends") if isinstance(data, dict) else None
+    return [str(n) for n in backends] if isinstance(backends, dict) else []
+
+
+def _usd(spec: Any, index: int, llm: dict[str, Any]) -> float | None:
+    """The dry run's cost of one stage: the price of its backend (`dataflow_cli.cost.prices`),
+    0 for models running here (local, vllm, fake), None when an API model's price is unknown."""
+    stage = spec.stages[index]
+    backend = spec.backends.get(stage.backend_name or "")
+    if backend is None:
+        return None
+    config = backend[1]
+    if config.provider not in ("openai", "litellm"):
+        return 0.0
+    try:
+        from dataflow_cli.cost.prices import resolve_price
+    except ImportError:  # an install without the cost module: the backend's own figure
+        return llm.get("cost") or None
+    price = resolve_price(config)
+    if price is None:
+        return None
+    return price.cost(llm.get("prompt_tokens", 0), llm.get("completion_tokens", 0))
 
 
 def _null_columns(out: Path, spec: Any) -> dict[str, list[str]]:

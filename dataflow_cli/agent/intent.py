@@ -74,8 +74,8 @@ _ACTION_VERBS = (
     "evaluate exclude execute expand export extract filter fix format generate get grade "
     "identify judge keep label load lowercase make mask measure normalize normalise only output paraphrase "
     "parse polish produce prune rank rate read redact refine remove rephrase replace rewrite run "
-    "sample save score scrub select sharpen simplify solve split strip synthesize synthesise "
-    "tag test throw tidy toss transcribe translate trim turn validate verify weed write"
+    "pick sample save score scrub select sharpen simplify solve split strip synthesize synthesise "
+    "tag take test throw tidy toss transcribe translate trim turn validate verify weed write"
 ).split()
 _STEP_WORDS = r"then|and then|after that|afterwards|finally|next|lastly|also|plus|first|second|third"
 
@@ -100,7 +100,7 @@ _UNSUPPORTED = _rx(
     r"transcription",
     r"voice",
     r"bounding box",
-    r"ocr\b",
+    r"ocr\b(?!'d|-ed| output| text| errors| noise)",  # cleaning OCR'd text is text work
     r"sounds?\b",
     r"music",
     r"screenshots?",
@@ -231,7 +231,7 @@ _FILTER_GENERIC = _rx(
     r"remov",
     r"discard",
     r"exclude",
-    r"keep(?:ing)? (?:only|just|the|those|rows|what)",
+    r"keep(?:ing)? (?:\d|only|just|the|those|rows|what|ones|pairs|items|examples|records|answers|responses)",
     r"only keep",
     r"get rid",
     r"weed out",
@@ -242,6 +242,7 @@ _FILTER_GENERIC = _rx(
     r"select (?:the )?(?:rows|examples|best|good)",
 )
 _GENERATE = _rx(
+    r"sample (?:\d+ |several |multiple |more |many )?(?:solutions|answers|responses|completions|outputs)",
     r"generat",
     r"creat",
     r"synthe[sz]",
@@ -318,7 +319,7 @@ _VERIFY = _rx(
     r"gold",
     r"ground[- ]truth",
     r"self-consistency",
-    r"majority vote",
+    r"majority",
     r"grounded",
     r"supported by",
     r"answerab",
@@ -331,6 +332,7 @@ _VERIFY = _rx(
 )
 _REFINE = _rx(
     r"rewrite",
+    r"translat",
     r"rewriting",
     r"rephras",
     r"improv",

@@ -158,7 +158,7 @@ class ModelClient:
         messages: list[dict[str, str]] = ([{"role": "system", "content": system}] if system else []) + [
             {"role": "user", "content": prompt}
         ]
-        problem = "no answer"
+        problem: str | None = "no answer"
         for attempt in range(self.retries + 1):
             request = Request(
                 tuple(messages),
@@ -174,9 +174,11 @@ class ModelClient:
             text = result.text if isinstance(result, Completion) else result.raw
             if isinstance(result, Completion):
                 self.tokens += result.prompt_tokens + result.completion_tokens
-            value, problem = None, None
+            value: Any = None
+            problem = None
             if text is None:
-                problem = f"request failed: {result.reason()}: {getattr(result, 'message', '')}"
+                reason = result.reason() if not isinstance(result, Completion) else "no text"
+                problem = f"request failed: {reason}: {getattr(result, 'message', '')}"
             else:
                 try:
                     value = json.loads(strip_code_fence(text))

@@ -87,8 +87,14 @@ def try_pipelines(
     spec_path: Path,
     backends: dict[str, Any],
     plan_log: list[dict[str, Any]],
+    goals: list[Any] | None = None,
 ) -> Draft | None:
-    """A ready pipeline adapted to the sample, when the model picks one of the hits."""
+    """A ready pipeline adapted to the sample, when it covers at least half of the sub-goals
+    (one of each covered sub-goal's three best operators is in it) and the model picks it."""
+    if goals:
+        covering = {h.name: coverage(h, goals) for h in hits}
+        plan_log.append({"decision": "ready pipelines' coverage of the sub-goals", "coverage": covering})
+        hits = [h for h in hits if covering[h.name] >= 0.5]
     if not hits:
         return None
     options = [h.name for h in hits] + [NONE]
@@ -115,6 +121,20 @@ def try_pipelines(
         return None
     hit = next(h for h in hits if h.name == choice)
     return adapt_pipeline(hit, request, profile, model, spec_path, backends, plan_log)
+
+
+def coverage(hit: Any, goals: list[Any]) -> float:
+    """The share of sub-goals the ready pipeline serves with one of their three best operators."""
+    from dataflow_cli.agent.retrieve import retrieve_operators
+
+    goals = [g for g in goals if KINDS_FOR.get(g.kind)]
+    if not goals:
+        return 0.0
+    served = 0
+    for goal in goals:
+        best = {h.name for h in retrieve_operators(goal.text, k=3, kinds=KINDS_FOR[goal.kind])}
+        served += bool(best & set(hit.operators))
+    return served / len(goals)
 
 
 def adapt_pipeline(
@@ -165,7 +185,7 @@ def adapt_pipeline(
         if isinstance(params, dict):
             stage["params"] = {k: _absolute(v, folder) for k, v in params.items()}
         stages.append(stage)
-        summary = (ops.get(stage.get("op")) or {}).get("summary", "")
+        summary = (ops.get(str(stage.get("op"))) or {}).get("summary", "")
         why[stage["name"]] = f"From the ready pipeline `{hit.name}`: {summary}"
     head["stages"] = stages
     draft = Draft(head, why, source=f"pipeline:{hit.name}")
@@ -219,6 +239,66 @@ def _absolute(value: Any, folder: Path) -> Any:
     return value
 
 
+def extend_for_goals(
+    draft: Draft,
+    goals: list[Any],
+    request: str,
+    profile: SampleProfile,
+    model: ModelClient,
+    plan_log: list[dict[str, Any]],
+) -> list[Any]:
+    """Adapt a reused pipeline: a sub-goal none of whose best operators the pipeline has gets
+    a stage of its own (composed as in `compose`, appended). Stages of the pipeline that no
+    sub-goal asked for are marked so in their comment. Returns the sub-goals nothing fits."""
+    from dataflow_cli.agent.retrieve import retrieve_operators
+
+    ops = _catalogue()
+    columns = _Columns(profile)
+    for stage in draft.stages:
+        mapping = (
+            (stage.get("params") or {}).get("mapping")
+            if stage.get("op") == "rename_columns_refiner"
+            else None
+        )
+        for old, new in (mapping or {}).items():
+            columns.order = [new if c == old else c for c in columns.order]
+            if old in columns.text:
+                columns.text.add(new)
+        op = ops.get(str(stage.get("op"))) or {"outputs": []}
+        for port in op["outputs"]:
+            if not port["name"].startswith("<"):
+                column = (stage.get("outputs") or {}).get(port["name"], port["name"])
+                columns.add(column, port.get("type", "string") == "string")
+    present = {s.get("op") for s in draft.stages}
+    used: set[str] = set()
+    uncovered = []
+    for goal in goals:
+        kinds = KINDS_FOR.get(goal.kind)
+        if not kinds:
+            continue
+        hits = [h for h in retrieve_operators(goal.text, k=5, kinds=kinds) if h.name in ops]
+        found = [h.name for h in hits[:3] if h.name in present]
+        if found:
+            used.update(found)
+            continue
+        if not hits:
+            uncovered.append(goal)
+            continue
+        choice = _pick_operator(request, goal, hits, model)
+        plan_log.append({"decision": f"added to the ready pipeline for `{goal.text}`", "choice": choice})
+        if choice == NONE:
+            uncovered.append(goal)
+            continue
+        _add_stage(draft, ops[choice], goal, request, columns, model, plan_log)
+        draft.why[draft.stages[-1]["name"]] += " (added to the ready pipeline, which lacks it)"
+        used.add(choice)
+    for stage in draft.stages:
+        name = str(stage.get("name"))
+        if stage.get("op") not in used and draft.why.get(name, "").startswith("From the ready pipeline"):
+            draft.why[name] += " Not something your request named: remove it if unwanted."
+    return uncovered
+
+
 # Compose --------------------------------------------------------------------------------
 class _Columns:
     """The columns available at a point of the pipeline, text ones first."""
@@ -227,10 +307,21 @@ class _Columns:
         self.order = list(profile.columns)
         self.text = set(profile.text_columns())
 
-    def ranked(self, port: str, text_only: bool = True) -> list[str]:
+    def ranked(self, port: str, text_only: bool = True, hint: str = "") -> list[str]:
+        """Columns best first: those the sub-goal's words name ("duplicate answers" -> `answer`),
+        then by how much their name looks like the port's."""
+        import re
+
+        words = {w.rstrip("s") for w in re.findall(r"[a-z0-9_]+", hint.lower())}
         pool = [c for c in self.order if (c in self.text or not text_only) and not c.startswith("_")]
         pool = pool or [c for c in self.order if not c.startswith("_")]
-        return sorted(pool, key=lambda c: -difflib.SequenceMatcher(None, c, port).ratio())
+        return sorted(
+            pool,
+            key=lambda c: (
+                c.lower().rstrip("s") not in words,
+                -difflib.SequenceMatcher(None, c, port).ratio(),
+            ),
+        )
 
     def add(self, column: str, text: bool) -> None:
         if column not in self.order:
@@ -324,10 +415,16 @@ def _add_stage(
     base = op["name"].removesuffix(kind_suffix) or op["name"]
     name = _unique(draft, base)
     stage: dict[str, Any] = {"name": name, "op": op["name"]}
-    inputs = {}
+    inputs: dict[str, str] = {}
     for port in op["inputs"]:
-        options = columns.ranked(port["name"])
-        if port["name"] in options and options[0] == port["name"]:
+        options = columns.ranked(port["name"], hint=goal.text)
+        if port["name"] in options:
+            options = [port["name"]] + [c for c in options if c != port["name"]]  # the same name wins
+        # Two ports of one stage (instruction, response) rarely read the same column.
+        options = [c for c in options if c not in inputs.values()] + [
+            c for c in options if c in inputs.values()
+        ]
+        if options[0] == port["name"]:
             inputs[port["name"]] = port["name"]
             continue
         choice = model.choose(
@@ -386,26 +483,29 @@ def _params(
     names = {p["name"] for p in op["params"]}
     if op.get("uses_llm"):
         if not op.get("default_template") and "template" in names:
-            column = columns.ranked("text")[0] if columns.ranked("text") else "text"
+            ranked = columns.ranked("text", hint=goal.text)
+            column = ranked[0] if ranked else "text"
             params["template"] = f"{goal.text.strip()}\n\n{{{{ {column} }}}}"
         if "max_tokens" in names:
             params["max_tokens"] = LLM_MAX_TOKENS
     for param in op["params"]:
         if not param.get("required") or param["name"] in params:
             continue
-        value = _param_value(op, param, columns, model)
+        value = _param_value(op, param, columns, model, goal.text)
         plan_log.append({"decision": f"{name}.params.{param['name']}", "choice": value})
         params[param["name"]] = value
     return params
 
 
-def _param_value(op: dict[str, Any], param: dict[str, Any], columns: _Columns, model: ModelClient) -> Any:
+def _param_value(
+    op: dict[str, Any], param: dict[str, Any], columns: _Columns, model: ModelClient, hint: str = ""
+) -> Any:
     import json
 
     kind = param.get("type", "")
     question = f"Parameter `{param['name']}` of `{op['name']}`: {param.get('description', '')}"
     if "list[str]" in kind and "column" in param["name"]:
-        return [model.choose("param column", question, columns.ranked(param["name"], text_only=True))]
+        return [model.choose("param column", question, columns.ranked(param["name"], hint=hint))]
     if param.get("examples"):
         options = [
             json.dumps(e.get("content", e) if isinstance(e, dict) and "content" in e else e)

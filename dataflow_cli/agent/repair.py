@@ -175,7 +175,7 @@ def candidates(
     msg = issue.message
     fixes: list[Fix] = []
     ops = _catalogue()
-    if stage is not None:
+    if stage is not None and i is not None:
         op = ops.get(str(stage.get("op")))
         tail = parts[2:]
         if tail == ("op",) and "unknown operator" in msg:
@@ -404,7 +404,7 @@ def _round_small(
     applied: list[str] = []
     touched: set[Any] = set()
     answers: dict[str, str] = {}  # error kind -> the label chosen for it
-    ordered = sorted(issues, key=lambda x: -(stage_index(x.path) if stage_index(x.path) is not None else -1))
+    ordered = sorted(issues, key=lambda x: -(stage_index(x.path) or 0))
     for issue in ordered:
         key = stage_index(issue.path)
         if key in touched:

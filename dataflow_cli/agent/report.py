@@ -59,7 +59,8 @@ def render(result: Any) -> list[str]:
         c = result.cost
         lines.append(
             f"cost for all {c['input_rows']} input rows: ~{c['llm_requests']} LLM requests, ~{c['tokens']} tokens, "
-            f"${c['usd']:.4f} ({c['basis']})"
+            + ("unknown USD (no price for the model)" if c["usd"] is None else f"${c['usd']:.4f}")
+            + f" ({c['basis']})"
         )
     for s in result.synthesis:
         verdict = (

@@ -63,7 +63,6 @@ READY_MIN_SCORE = 0.4
 TEXT_SHARE = 0.7  # of a pipeline's score: its text match; the rest: the operators it holds
 USAGE_TOP = 8
 USAGE_POWER = 2.0  # operators weigh by their score squared: the request's best ones count most
-THEME_MIN = 0.3  # a generic pipeline whose words cover less of a request is not about it
 GENERIC_RULE_DOMAINS = ("text", "core", "sft")
 
 
@@ -353,8 +352,8 @@ EXPANSIONS: dict[str, str] = {
     "polish": "refiner rewrite",
     "rephrase": "refiner rewrite",
     "fix grammar": "refiner rewrite",
-    "generate": "generator generate",
-    "create": "generator generate write",
+    "generate": "generator generate synthesize",
+    "create": "generator generate write synthesize",
     "synthesize": "generator generate write",
     "synthesise": "generator generate write",
     "synthetic": "generator generate write",
@@ -362,7 +361,7 @@ EXPANSIONS: dict[str, str] = {
     "expand": "generator generate new",
     "more": "generator new",
     "new": "generator new",
-    "produce": "generator generate write",
+    "produce": "generator generate write synthesize",
     "answer": "answer response",
     "response": "response answer",
     "prompt": "prompt instruction",
@@ -381,6 +380,8 @@ EXPANSIONS: dict[str, str] = {
     "finetune": "sft chat",
     "finetuning": "sft chat",
     "sft": "sft chat instruction response",
+    "instruction tuning": "sft instruction",
+    "instruct tuning": "sft instruction",
     "template": "template jinja render",
     "prompt column": "template render column",
     "character": "length char",
@@ -862,7 +863,6 @@ def _pipeline_domain(pipeline: _Pipeline, ops: dict[str, dict[str, Any]]) -> str
 class _Scores:
     pipelines: list[_Pipeline]
     scores: list[float]
-    themes: list[float]  # how much of the request each pipeline's own words cover, in [0, 1]
     key_operator: str | None  # the request's best operator
 
 
@@ -880,14 +880,14 @@ def _pipeline_scores(query: str) -> _Scores:
     specialised domain it cues (filtering source files is not web-text filtering)."""
     pipelines, index, domains = _pipeline_index()
     if not pipelines:
-        return _Scores([], [], [], None)
+        return _Scores([], [], None)
     op_index, ops = _operator_index()
     groups = index.query_terms(query)
     cued = cued_domains(index.read(query)[0])
     text = index.score(groups)
     ideal = _ideal_score(index, groups)
     best = max(text)
-    themes = [min(1.0, t / ideal) if ideal > 0 else 0.0 for t in text]
+    coverage = min(1.0, max(text) / ideal) if ideal > 0 else 0.0
     op_scores = _gate(op_index.score(op_index.query_terms(query)), op_index.names, ops, cued)
     top = sorted(
         ((s, n) for s, n in zip(op_scores, op_index.names, strict=True) if s > 0), key=lambda x: (-x[0], x[1])
@@ -903,11 +903,11 @@ def _pipeline_scores(query: str) -> _Scores:
         recall = sum(s for s, n in top if n in p.operators) / total
         precision = len(top_names.intersection(p.operators)) / max(1, min(len(p.operators), len(top)))
         usage = math.sqrt(recall * precision)
-        score = TEXT_SHARE * (t / best if best > 0 else 0.0) * max(themes) + (1 - TEXT_SHARE) * usage
+        score = TEXT_SHARE * (t / best if best > 0 else 0.0) * coverage + (1 - TEXT_SHARE) * usage
         if (domain is not None and domain not in cued) or (domain is None and specialised):
             score *= DOMAIN_MISMATCH
         scores.append(score)
-    return _Scores(pipelines, scores, themes, key)
+    return _Scores(pipelines, scores, key)
 
 
 def _ideal_score(index: Index, groups: dict[str, dict[str, float]]) -> float:
@@ -948,12 +948,11 @@ def ready_pipeline(request: str) -> PipelineHit | None:
     1. every sub-goal unsupported (images, audio ...), or no operator matches: None;
     2. the best pipeline is generic and the key operator, not rule-based, is in no ready
        pipeline: what the request is about (labelling, translating, comparing with an LLM) is
-       what none of them does: None;
-    3. the best pipeline is generic but its own words hardly match the request (THEME_MIN)
-       and the key operator is rule-based: the default template (keeping rows by a score is
-       not web filtering because the web pipeline also has a range filter);
-    4. the best pipeline if its score reaches READY_MIN_SCORE;
-    5. the default template if the key operator is rule-based, else None."""
+       what none of them does: None (the key operator of a rule-based request is often a
+       sibling of what a pipeline uses, e.g. `gopher_rules_filter` for `pretrain_filter`'s
+       rules, so this rule is for LLM work only);
+    3. the best pipeline if its score reaches READY_MIN_SCORE;
+    4. the default template if the key operator is rule-based, else None."""
     from dataflow_cli.agent.intent import split_intent
     from dataflow_cli.scaffold import DEFAULT_TEMPLATE
 
@@ -977,8 +976,6 @@ def ready_pipeline(request: str) -> PipelineHit | None:
     generic = domains[best] is None
     if generic and not rule_based and not any(scored.key_operator in p.operators for p in scored.pipelines):
         return None
-    if generic and rule_based and scored.themes[best] < THEME_MIN:
-        return default
     if scored.scores[best] >= READY_MIN_SCORE:
         return hit(best)
     return default if rule_based else None

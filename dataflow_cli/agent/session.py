@@ -234,9 +234,13 @@ def _steps(options: AgentOptions, choice: Any, model: Any, trace: Trace, result:
     # 4. Plan -------------------------------------------------------------------------------
     decisions: list[dict[str, Any]] = []
     with Timer() as t:
-        draft = plan.try_pipelines(request, pipelines, profile, model, spec_path, choice.pipeline, decisions)
+        draft = plan.try_pipelines(
+            request, pipelines, profile, model, spec_path, choice.pipeline, decisions, goals=workable
+        )
         uncovered: list[Any] = []
-        if draft is None:
+        if draft is not None:
+            uncovered = plan.extend_for_goals(draft, workable, request, profile, model, decisions)
+        else:
             maker = plan.full_plan if model.mode == "full" else plan.compose
             made = maker(request, workable, profile, model, spec_path, choice.pipeline, decisions)
             draft, uncovered = made.draft, made.uncovered
@@ -267,7 +271,7 @@ def _steps(options: AgentOptions, choice: Any, model: Any, trace: Trace, result:
         )
     draft.header = [
         f"Written by `dataflow agent` for: {request}",
-        f"Trace of every decision: {trace.path.name}",
+        f"Trace of every decision: {trace_path(spec_path).name}",
     ]
     # 5. Validate and repair ------------------------------------------------------------------
     log = repair.RepairLog()
@@ -348,7 +352,10 @@ def _cost(dry: Any) -> dict[str, Any]:
         "input_rows": dry.input_rows,
         "llm_requests": sum(e["requests"] for e in per_stage.values()),
         "tokens": sum(e["tokens"] for e in per_stage.values()),
-        "usd": round(sum(e["cost_usd"] for e in per_stage.values()), 4),
+        # None when an API model's price is unknown: never a made-up 0.
+        "usd": None
+        if any(e["cost_usd"] is None for e in per_stage.values())
+        else round(sum(e["cost_usd"] for e in per_stage.values()), 4),
         "per_stage": per_stage,
         "basis": f"the dry run's {dry.rows_read} rows scaled to the whole input",
     }
@@ -389,7 +396,7 @@ def _synthesize(
                     in ("y", "yes")
                 )
             )
-            if agreed:
+            if agreed and made.package_dir is not None:
                 ok, output = synth.install(Path(made.package_dir), target=options.plugin_target)
                 if ok and options.plugin_target is not None:
                     import sys

@@ -104,6 +104,7 @@ def static_problems(code: str, function: str) -> list[str]:
         return [f"syntax error: {exc.msg} (line {exc.lineno})"]
     problems = []
     for node in ast.walk(tree):
+        line = getattr(node, "lineno", 0)
         if isinstance(node, ast.Import):
             names = [a.name.split(".")[0] for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -113,14 +114,14 @@ def static_problems(code: str, function: str) -> list[str]:
         for name in names:
             if name not in ALLOWED_IMPORTS:
                 problems.append(
-                    f"line {node.lineno}: imports `{name}` (allowed: standard text/math modules only)"
+                    f"line {line}: imports `{name}` (allowed: standard text/math modules only)"
                 )
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FORBIDDEN_CALLS:
-            problems.append(f"line {node.lineno}: calls `{node.func.id}`")
+            problems.append(f"line {line}: calls `{node.func.id}`")
         if isinstance(node, ast.Attribute) and node.attr.startswith("__"):
-            problems.append(f"line {node.lineno}: uses `{node.attr}`")
+            problems.append(f"line {line}: uses `{node.attr}`")
         if isinstance(node, ast.Name) and node.id in ("__builtins__", "__loader__", "__spec__"):
-            problems.append(f"line {node.lineno}: uses `{node.id}`")
+            problems.append(f"line {line}: uses `{node.id}`")
     defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     if function not in defined:
         problems.append(f"defines no `{function}` function")

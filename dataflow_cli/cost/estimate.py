@@ -12,7 +12,10 @@ price is unknown has an unknown cost, and so has the total (the known part is gi
 `mode: batch` stages are sampled online (waiting for a batch job would defeat an estimate) and
 priced at the batch price; their wall time is bounded by the completion window, not projected.
 
-Wall time per backend is the largest of: requests x latency / max_concurrency, requests / rpm,
+Retries seen on the sample (transient failures, answers breaking their JSON schema) scale the
+projected calls and tokens: what a request costs is what its calls cost.
+
+Wall time per backend is the largest of: calls x latency / max_concurrency, calls / rpm,
 tokens / tpm (stages sharing a backend share those limits); the run's is the slowest backend
 plus the non-LLM stages' measured seconds per row. The latency is measured on the sample's
 calls (requests answered from the cache have none; then only the rate limits bound the time).
@@ -123,7 +126,20 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0  # time inside the engine
-    calls: int = 0  # requests actually sent (not from the cache)
+    calls: int = 0  # calls made to the backend (retries included; cached answers make none)
+    fresh: int = 0  # requests the cache could not answer
+    fresh_prompt: int = 0  # tokens of the answers those requests got
+    fresh_completion: int = 0
+    billed_prompt: int = 0  # tokens of every call made (retries and rejected answers included)
+    billed_completion: int = 0
+
+    def overhead(self) -> tuple[float, float, float]:
+        """Calls per fresh request, and billed prompt/completion tokens per answered token:
+        what retries (transient failures, answers breaking their JSON schema) add."""
+        calls = self.calls / self.fresh if self.fresh else 1.0
+        prompt = self.billed_prompt / self.fresh_prompt if self.fresh_prompt else 1.0
+        completion = self.billed_completion / self.fresh_completion if self.fresh_completion else 1.0
+        return max(1.0, calls), max(1.0, prompt), max(1.0, completion)
 
 
 @dataclass
@@ -141,17 +157,24 @@ def _recording_client(engine, backend: str, stats, policy, stage: str, usage: Us
 
     class RecordingClient(LLMClient):
         def complete(self, requests):
-            calls = self.stats.calls
+            s = self.stats
+            before = (s.calls, s.cache_hits, s.shared, s.prompt_tokens, s.completion_tokens)
             t0 = time.perf_counter()
             results = super().complete(requests)
             usage.seconds += time.perf_counter() - t0
-            usage.calls += self.stats.calls - calls
+            usage.calls += s.calls - before[0]
+            usage.fresh += len(requests) - (s.cache_hits - before[1]) - (s.shared - before[2])
+            usage.billed_prompt += s.prompt_tokens - before[3]
+            usage.billed_completion += s.completion_tokens - before[4]
             usage.requests += len(requests)
             for result in results:
                 if isinstance(result, Completion):
                     usage.answered += 1
                     usage.prompt_tokens += result.prompt_tokens
                     usage.completion_tokens += result.completion_tokens
+                    if not result.cached:
+                        usage.fresh_prompt += result.prompt_tokens
+                        usage.fresh_completion += result.completion_tokens
                 else:
                     usage.failed += 1
             return results
@@ -260,9 +283,11 @@ def project(spec: Spec, total: int, samples: list[StageSample], backends: dict[s
             price: Price | None = backend.price
             batch = stage.mode == "batch"
             per_row = 1.0 / sample.rows_in if sample.rows_in else 0.0
+            call_factor, prompt_factor, completion_factor = usage.overhead()
             requests = rows * usage.requests * per_row
-            prompt = rows * usage.prompt_tokens * per_row
-            completion = rows * usage.completion_tokens * per_row
+            calls = requests * call_factor
+            prompt = rows * usage.prompt_tokens * per_row * prompt_factor
+            completion = rows * usage.completion_tokens * per_row * completion_factor
             cost = price.cost(prompt, completion, batch=batch) if price is not None else None
             entry["sample"].update(
                 requests=usage.requests,
@@ -273,6 +298,7 @@ def project(spec: Spec, total: int, samples: list[StageSample], backends: dict[s
             )
             entry["projected"].update(
                 requests=round(requests),
+                calls=round(calls),  # retries included
                 prompt_tokens=round(prompt),
                 completion_tokens=round(completion),
                 cost_usd=None if cost is None else round(cost, 6),
@@ -297,7 +323,7 @@ def project(spec: Spec, total: int, samples: list[StageSample], backends: dict[s
                 b = per_backend.setdefault(
                     stage.backend_name, {"requests": 0.0, "tokens": 0.0, "busy": 0.0, "calls": 0}
                 )
-                b["requests"] += requests
+                b["requests"] += calls
                 b["tokens"] += prompt + completion
                 if usage.calls:
                     # One engine call per sample batch: its time is ceil(calls / concurrency) rounds.

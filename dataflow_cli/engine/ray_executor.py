@@ -80,6 +80,17 @@ class RayExecutor(Executor):
     ):
         super().__init__(spec, run_dir, fresh=fresh, progress=progress, workers=workers)
         self.ray = import_ray()
+        if spec.budget:
+            raise SpecError(
+                "budgets (`budget:`, --max-usd/--max-tokens/--max-requests) are not enforced on Ray yet",
+                hint="run with --executor local, or drop the budget",
+            )
+        batch_mode = [s.name for s in spec.stages if getattr(s, "mode", "online") == "batch"]
+        if batch_mode:
+            raise SpecError(
+                f"stage `{batch_mode[0]}` uses `mode: batch`, which the Ray executor does not run yet",
+                hint="run with --executor local, or use `mode: online`",
+            )
         self.overrides = list(overrides)
         self.address = address
         relative = [str(d.relative_to(self.run_dir.root)) for d in self.run_dir.stage_dirs]

@@ -113,6 +113,8 @@ class BatchClient(LLMClient):
             if not admitted:
                 if stop is not None:
                     break
+                if self.engine._fatal is not None:
+                    raise self.engine._fatal
                 time.sleep(0.05)  # requests of other stages in flight hold the rest of the budget
                 continue
             answers.update(self._collect(self._submit(admitted), todo))

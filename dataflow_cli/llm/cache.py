@@ -1,9 +1,9 @@
 """Persistent request cache: SQLite in WAL mode, keyed by a hash of model, messages and
 sampling params (see `Request.cache_key`).
 
-Every completion is committed as soon as it arrives, so a killed run re-sends at most the
-requests that were in flight. WAL lets readers (e.g. `dataflow cache stats`) run while a run
-writes. One connection per thread: sqlite3 connections must not cross threads.
+Every completion is committed as soon as it arrives (the engine commits the answers of one
+event-loop step together), so a killed run re-sends at most the requests that were in flight.
+WAL lets readers (e.g. `dataflow cache stats`) run while a run writes. One connection per thread: sqlite3 connections must not cross threads.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 import sqlite3
 import threading
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,15 @@ CREATE TABLE IF NOT EXISTS completions (
     created REAL NOT NULL
 )
 """
+
+
+# 8 bound values per row: 100 rows stay under SQLite's oldest limit of 999 values a statement.
+ROWS_PER_INSERT = 100
+
+
+@lru_cache(maxsize=ROWS_PER_INSERT)
+def _insert(rows: int) -> str:
+    return "INSERT OR REPLACE INTO completions VALUES " + ",".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
 
 
 def default_cache_path() -> Path:
@@ -96,19 +106,30 @@ class RequestCache:
         self.put_many([(key, model, completion)])
 
     def put_many(self, items: list[tuple[str, str, Completion]]) -> None:
+        """Store completions in one transaction. Rows go in as multi-row INSERTs of up to
+        `ROWS_PER_INSERT`: `executemany` steps SQLite once per row, and each step gives up the
+        GIL, which the engine's event loop thread may then wait milliseconds to get back while
+        executor threads run Python."""
         if not items:
             return
         now = time.time()
         db = self._connection()
-        db.execute("BEGIN")
-        db.executemany(
-            "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (key, model, c.text, c.prompt_tokens, c.completion_tokens, c.finish_reason, c.cost, now)
-                for key, model, c in items
-            ],
-        )
-        db.execute("COMMIT")
+        chunks = [items[i : i + ROWS_PER_INSERT] for i in range(0, len(items), ROWS_PER_INSERT)]
+        if len(chunks) > 1:
+            db.execute("BEGIN")
+        try:
+            for chunk in chunks:
+                values: list[Any] = []
+                for key, model, c in chunk:
+                    values += (key, model, c.text, c.prompt_tokens, c.completion_tokens)
+                    values += (c.finish_reason, c.cost, now)
+                db.execute(_insert(len(chunk)), values)
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        if len(chunks) > 1:
+            db.execute("COMMIT")
 
     def stats(self) -> dict[str, Any]:
         db = self._connection()

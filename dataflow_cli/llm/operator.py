@@ -163,9 +163,9 @@ class LLMOperator(Operator):
         return columns + [history] if history and history not in columns else columns
 
     def render(self, row: dict[str, Any]) -> str:
-        from dataflow_cli.prompts import compile_template
+        from dataflow_cli.prompts import render
 
-        return compile_template(self.template_text()).render(**row)
+        return render(self.template_text(), row)
 
     def sampling(self) -> Sampling:
         p = self.params

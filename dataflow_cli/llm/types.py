@@ -5,7 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
+
+# The cache key's JSON: keys sorted, no ASCII escaping, no spaces. One encoder for every key
+# (json.dumps with options builds a new one per call).
+_KEY_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -19,9 +24,30 @@ class Sampling:
     stop: tuple[str, ...] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items() if v is not None
-        }
+        return dict(self._parts()[0])  # a copy: callers may add to it
+
+    def _parts(self) -> tuple[dict[str, Any], str]:
+        """The set values and their key JSON, built once per instance (a stage has one; its
+        requests share it). Not memoized by value: 0 and 0.0 are equal but differ in JSON."""
+        parts = self.__dict__.get("_memo")
+        if parts is None:
+            values = {
+                k: (list(v) if isinstance(v, tuple) else v)
+                for k in self.__dataclass_fields__
+                if (v := getattr(self, k)) is not None
+            }
+            parts = (values, _KEY_JSON.encode(values))
+            object.__setattr__(self, "_memo", parts)  # not a field: equality and hash ignore it
+        return parts
+
+
+@lru_cache(maxsize=256)
+def _key_tail(model_identity: str, sampling_json: str, sample_index: int) -> str:
+    """What follows the messages in the key's JSON when there is no schema (see `cache_key`)."""
+    return (
+        f',"model":{_KEY_JSON.encode(model_identity)},"sample":{_KEY_JSON.encode(sample_index)}'
+        f',"sampling":{sampling_json}}}'
+    )
 
 
 @dataclass(frozen=True)
@@ -40,6 +66,15 @@ class Request:
     sample_index: int = 0
 
     def cache_key(self, model_identity: str) -> str:
+        """sha256 of the sorted JSON of model, messages, sampling, schema and sample number."""
+        if self.json_schema is None:
+            # The same JSON as below, with the parts that are equal for a whole stage built once.
+            blob = (
+                '{"json_schema":null,"messages":'
+                + _KEY_JSON.encode(list(self.messages))
+                + _key_tail(model_identity, self.sampling._parts()[1], self.sample_index)
+            )
+            return hashlib.sha256(blob.encode("utf-8")).hexdigest()
         payload = {
             "model": model_identity,
             "messages": list(self.messages),
@@ -47,8 +82,7 @@ class Request:
             "json_schema": self.json_schema,
             "sample": self.sample_index,
         }
-        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        return hashlib.sha256(_KEY_JSON.encode(payload).encode("utf-8")).hexdigest()
 
     def approx_prompt_tokens(self) -> int:
         """A cheap estimate (4 characters per token) for TPM budgeting before the call."""

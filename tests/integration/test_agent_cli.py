@@ -54,6 +54,7 @@ def agent(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_writes_a_spec_that_validates_and_dry_runs(tmp_path, sample):
     spec = tmp_path / "agent" / "pipeline.yaml"
     done = agent(
@@ -116,6 +117,7 @@ def test_without_sample_nor_terminal_it_asks_for_one(tmp_path):
     assert "no `--sample`" in done.stderr and "--yes" in done.stderr
 
 
+@pytest.mark.slow
 def test_with_yes_and_no_sample_it_designs_the_input_and_says_so(tmp_path):
     result = CliRunner().invoke(
         app,
@@ -250,3 +252,45 @@ def test_one_clarifying_question_when_someone_can_answer(tmp_path, sample):
     )
     assert len(asked) == 1 and "What should the pipeline do" in asked[0]
     assert result.status == "ok", result.message
+
+
+def test_full_mode_over_an_openai_compatible_server(tmp_path, sample):
+    """`--backend FILE` with an API backend: the model (a real HTTP server here) writes the
+    whole plan; the bad column it used is repaired by its own JSON-patch edits."""
+    from tests.support.openai_server import OpenAIServer
+
+    def responder(body):
+        wanted = json.dumps(body.get("response_format") or {})
+        if '"edits"' in wanted:
+            return json.dumps({"edits": [{"op": "replace", "path": "/stages/0/params/columns", "value": ["response"]}]})
+        if '"stages"' in wanted:
+            step = {"name": "dedup", "op": "exact_dedup_filter", "why": "drop repeated answers",
+                    "params": {"columns": ["answer"]}}
+            return json.dumps({"stages": [step]})
+        return json.dumps({"choice": "none of these"})
+
+    with OpenAIServer(responder=responder) as server:
+        config = tmp_path / "backends.yaml"
+        config.write_text(f"mode: full\nagent: {{provider: openai, model: m, api_base: '{server.base_url}'}}\n")
+        result = CliRunner().invoke(
+            app,
+            ["agent", "remove duplicate responses", "--sample", str(sample), "-o", str(tmp_path / "p.yaml"),
+             "--backend", str(config), "--yes", "--json", "--limit", "5"],
+        )
+        requests = server.requests() if callable(getattr(server, "requests", None)) else None
+    payload = json.loads(result.stdout)
+    assert payload["status"] == "ok", payload["message"]
+    assert [s["op"] for s in payload["stages"]] == ["exact_dedup_filter"]
+    assert payload["stages"][0]["why"] == "drop repeated answers"
+    assert "column `answer`" in payload["repair"][0]["errors"][0]
+    assert payload["dry_run"]["rows_rejected"] == 1  # the duplicate pair
+    assert payload["model"]["mode"] == "full"
+    assert requests is None or len(requests) >= 2
+
+
+def test_help_names_the_command_and_its_exit_codes():
+    runner = CliRunner()
+    assert "agent" in runner.invoke(app, ["--help"]).stdout
+    shown = runner.invoke(app, ["agent", "--help"])
+    assert shown.exit_code == 0
+    assert "--sample" in shown.stdout and "2 cannot be served" in " ".join(shown.stdout.split())

@@ -181,3 +181,13 @@ def test_markdown_renders_from_the_json_alone(cli, pipeline):
     card = json.loads((out / "clean.card.json").read_text())
     rendered = render_markdown(card)
     assert rendered == (out / "clean.card.md").read_text()
+
+
+def test_a_report_that_cannot_be_written_does_not_fail_the_run(cli, pipeline):
+    spec = pipeline("text_clean")
+    run_dir = spec.parent / "run"
+    (run_dir / "report.html").mkdir(parents=True)  # its place is taken: writing it fails
+    stats = cli.json("run", spec, "--run-dir", run_dir)
+    assert stats["status"] == "complete" and (spec.parent / "out" / "clean.jsonl").is_file()
+    assert (spec.parent / "out" / "clean.card.md").is_file()
+    assert "could not write the run report" in (run_dir / "run.log").read_text()

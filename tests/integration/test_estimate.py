@@ -125,3 +125,13 @@ def test_the_real_run_reuses_the_sample_answers(openai_server, env, cli):
     answer = stats["stages"][1]["llm"]
     assert answer["cache_hits"] == sampled and answer["calls"] == answer["requests"] - sampled
     assert len(openai_server.chat_requests) == answer["requests"]  # no request was sent twice
+
+
+def test_retries_seen_on_the_sample_scale_the_projected_calls(env, cli):
+    failing = FAKE + ', backoff: 0, failures: [{match: "Say", kind: server, times: 1}]'
+    spec = make_spec(env, backend=failing)
+    answer = cli.json("estimate", spec, "--sample", "30")["stages"][1]
+    assert answer["sample"]["sent"] == 2 * answer["sample"]["requests"]  # each prompt failed once
+    assert answer["projected"]["calls"] == pytest.approx(2 * answer["projected"]["requests"], abs=1)
+    # A failed call returns no tokens: the tokens are those of the answers.
+    assert answer["projected"]["prompt_tokens"] == pytest.approx(2 * answer["projected"]["requests"], abs=1)

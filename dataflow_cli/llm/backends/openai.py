@@ -43,18 +43,24 @@ class OpenAIBackend(Backend):
         self.config: OpenAIConfig  # coerced by Backend.__init__
         self._session = None
         self._url = config.api_base.rstrip("/") + "/chat/completions"
+        self._headers_for: tuple[str | None, dict[str, str]] | None = None  # (key, headers)
 
     def identity(self) -> str:
         return f"openai:{self.config.api_base.rstrip('/')}:{self.config.model}"
 
     def _headers(self) -> dict[str, str]:
+        # The key is read at call time (it may change while a run goes on); the headers are
+        # built again only when it does.
+        key = os.environ.get(self.config.api_key_env) if self.config.api_key_env else None
+        if self._headers_for is not None and self._headers_for[0] == key:
+            return self._headers_for[1]
         headers = {"Content-Type": "application/json", **self.config.headers}
         if self.config.api_key_env:
-            key = os.environ.get(self.config.api_key_env)
             if not key:
                 raise LLMError("auth", f"environment variable `{self.config.api_key_env}` is not set")
-            redact.add(key)  # read at call time: the value may have changed since the run started
+            redact.add(key)
             headers["Authorization"] = f"Bearer {key}"
+        self._headers_for = (key, headers)
         return headers
 
     def _session_for_loop(self):
@@ -62,7 +68,11 @@ class OpenAIBackend(Backend):
 
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self.config.max_concurrency, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, json_serialize=json.dumps)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                json_serialize=json.dumps,
+                timeout=aiohttp.ClientTimeout(total=self.config.timeout),  # one object, not one per call
+            )
         return self._session
 
     def _body(self, request: Request) -> dict[str, Any]:
@@ -84,12 +94,7 @@ class OpenAIBackend(Backend):
 
         session = self._session_for_loop()
         try:
-            async with session.post(
-                self._url,
-                json=self._body(request),
-                headers=self._headers(),
-                timeout=aiohttp.ClientTimeout(total=self.config.timeout),
-            ) as response:
+            async with session.post(self._url, json=self._body(request), headers=self._headers()) as response:
                 raw = await response.read()
                 if response.status != 200:
                     raise LLMError.from_status(

@@ -213,3 +213,37 @@ def test_patches_are_all_or_nothing():
             ],
         )
     assert data["stages"][0]["name"] == "a"
+
+
+def test_a_filter_that_drops_every_row_goes_back_into_the_repair_loop(tmp_path, sample):
+    from dataflow_cli.agent.dryrun import dry_run
+
+    spec = tmp_path / "spec.yaml"
+    draft = draft_with(
+        [
+            {"name": "measure", "op": "length_evaluator", "inputs": {"text": "response"}},
+            {
+                "name": "long_enough",
+                "op": "range_filter",
+                "inputs": {"value": "words"},
+                "params": {"min": 10},
+            },
+        ]
+    )
+    assert validate(draft, spec) == []
+    dry = dry_run(spec, limit=5)
+    assert dry.rows_read == 2 and dry.rows_written == 0
+    assert [i.message for i in dry.surprises] == [
+        "filter `long_enough` dropped all 2 rows it saw: `words` < 10 (2)"
+    ]
+    script, state = picker("relax `min`")
+    model = client(script, tmp_path)
+    try:
+        fixed = repair(draft, spec, model, max_rounds=1, extra_issues=dry.surprises)
+    finally:
+        model.close()
+    assert "dry-run: stages[1]: filter `long_enough` dropped all 2 rows" in state["prompts"][0]
+    assert fixed.stages[1]["params"] == {"min": 5}
+    again = dry_run(spec, limit=5)
+    assert (again.rows_written, again.surprises) == (2, [])
+    assert again.stages[1]["keep_rate"] == 1.0

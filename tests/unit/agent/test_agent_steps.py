@@ -20,7 +20,10 @@ from dataflow_cli.llm.backends.fake import FakeBackend
 
 
 def test_inspects_any_format_the_product_reads(tmp_path):
-    pq.write_table(pa.table({"question": ["What is 2+2?", None, "Name a colour."], "n": [1, 2, 3]}), tmp_path / "d.parquet")
+    pq.write_table(
+        pa.table({"question": ["What is 2+2?", None, "Name a colour."], "n": [1, 2, 3]}),
+        tmp_path / "d.parquet",
+    )
     profile = inspect_sample(tmp_path / "d.parquet")
     q = profile.columns["question"]
     assert (q.type, q.nulls, q.examples[0], q.max_length) == ("string", 1, "What is 2+2?", 14)
@@ -59,7 +62,9 @@ def test_backend_choice(tmp_path):
 
 def test_answers_are_validated_against_the_schema_and_retried(tmp_path):
     answers = iter(['{"choice": "c"}', "not json", '{"choice": "b"}'])
-    model = ModelClient(backend=FakeBackend.scripted(lambda r: next(answers)), trace=Trace(tmp_path / "t.jsonl"))
+    model = ModelClient(
+        backend=FakeBackend.scripted(lambda r: next(answers)), trace=Trace(tmp_path / "t.jsonl")
+    )
     try:
         assert model.choose("x", "pick", ["a", "b"]) == "b"
         assert model.calls == 3
@@ -69,30 +74,34 @@ def test_answers_are_validated_against_the_schema_and_retried(tmp_path):
     finally:
         model.close()
     events = [json.loads(x) for x in (tmp_path / "t.jsonl").read_text().splitlines()]
-    assert events[1]["messages"][-1]["content"].startswith("That answer is invalid (choice: 'c' is not one of")
+    assert events[1]["messages"][-1]["content"].startswith(
+        "That answer is invalid (choice: 'c' is not one of"
+    )
 
 
-def test_compose_in_small_mode_binds_columns_and_thresholds_scores(tmp_path):
+def test_compose_in_small_mode_binds_columns_from_the_sample(tmp_path):
+    from dataflow_cli.agent.retrieve import retrieve_operators
+
     sample = tmp_path / "d.jsonl"
-    sample.write_text("".join(json.dumps({"prompt": f"question {i}", "answer": f"an answer of some words {i}"}) + "\n" for i in range(3)))
+    rows = [{"prompt": f"question {i}", "answer": f"an answer of some words {i}"} for i in range(3)]
+    sample.write_text("".join(json.dumps(r) + "\n" for r in rows))
     profile = inspect_sample(sample)
     spec = tmp_path / "spec.yaml"
+    goals = [SubGoal("dedup", "remove duplicate answers")]
     model = ModelClient(backend=FakeBackend.scripted(_first), mode="small")
     try:
         plan = compose(
-            "count words of the answer and keep long ones",
-            [SubGoal("filter", "keep answers with many words")],
-            profile,
-            model,
-            spec,
-            {"default": {"provider": "fake"}},
-            [],
+            "remove duplicate answers", goals, profile, model, spec, {"default": {"provider": "fake"}}, []
         )
     finally:
         model.close()
-    assert plan.draft.stages, plan.decisions
-    assert all(plan.draft.why[s["name"]] for s in plan.draft.stages)
-    assert validate(plan.draft, spec) == [] or all("stages" in i.path for i in validate(plan.draft, spec))
+    (stage,) = plan.draft.stages
+    # The yes/no questions went down the retrieval's list: the first hit, since the model said yes.
+    assert stage["op"] == retrieve_operators("remove duplicate answers", k=5, kinds=("filter",))[0].name
+    bound = list((stage.get("inputs") or {}).values()) + list((stage.get("params") or {}).get("columns", []))
+    assert bound == ["answer"]  # the column the sub-goal names
+    assert plan.draft.why[stage["name"]].startswith('dedup: "remove duplicate answers" -> ')
+    assert validate(plan.draft, spec) == []
 
 
 def _first(request):
@@ -105,7 +114,10 @@ def _first(request):
 
 
 def test_rendered_yaml_has_a_reason_above_every_stage(tmp_path):
-    draft = Draft({"version": 1, "name": "n", "stages": [{"name": "a", "op": "x"}, {"name": "b", "op": "y"}]}, {"a": "first", "b": "second"})
+    draft = Draft(
+        {"version": 1, "name": "n", "stages": [{"name": "a", "op": "x"}, {"name": "b", "op": "y"}]},
+        {"a": "first", "b": "second"},
+    )
     text = draft.render()
     assert "  # first\n  - name: a\n" in text and "  # second\n  - name: b\n" in text
     assert parse_path("stages[2].params.min") == ("stages", 2, "params", "min")
