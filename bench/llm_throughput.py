@@ -7,9 +7,10 @@ Three processes per measurement, so each one's CPU time is its own:
 
 - the server: a minimal HTTP/1.1 keep-alive server on raw asyncio (`--serve`, below) that
   answers each chat completion after `latency` seconds with `"echo: " + last message` and
-  token usage. It costs ~40 us of CPU per request, so it is not what limits either client;
+  token usage. It costs ~50-60 us of CPU per request (printed per run), a fifth of a client's,
+  so it is not what limits either client;
   its `GET /stats` reports requests, the most in flight at once and its own CPU time, and the
-  benchmark first checks that it serves `max(concurrency)` sleeps at once in about one latency;
+  benchmark first checks that it holds `max(concurrency)` sleeping requests at once;
 - the reference client (`--worker bare`): the least a Python client must do per row, on the
   same HTTP library as the engine's `openai` backend (aiohttp `ClientSession`, one
   `TCPConnector(limit=concurrency)`, `json=` body, `json.loads` of the reply): `concurrency`
@@ -18,10 +19,11 @@ Three processes per measurement, so each one's CPU time is its own:
   --fresh` does, on a `prompted_generator` stage with an `openai` backend, request cache on.
 
 Per run: rows/s over the measured section, and client CPU per request (`time.process_time()`
-of the client process over that section, i.e. user + system time of every thread; imports and
-interpreter start-up are excluded for both clients). Runs alternate bare, engine, bare,
-engine, ... so both see the same load on a shared machine; the ratio is engine rows/s over the
-bare client's rows/s, each the best of `--repeat` runs. Every output row is checked
+of the client process over that section, i.e. user + system time of every thread; interpreter
+start-up, imports and first-use costs are excluded for both clients by a 20-row warm-up run in
+the same process first). Runs alternate bare, engine, bare, engine, ... so both see the same
+load on a shared machine; the ratio is engine rows/s over the bare client's rows/s, each the
+best of `--repeat` runs. Every output row is checked
 (`text == "echo: " + prompt`). Then the engine reruns its last spec: answered from the
 request cache, with zero requests reaching the server.
 
@@ -100,8 +102,10 @@ class _HTTPServer(asyncio.Protocol):
             if end < 0:
                 return
             head = self.buffer[:end].lower()
-            at = head.find(b"content-length:")
-            length = int(head[at + 15 : head.find(b"\r\n", at) if head.find(b"\r\n", at) > 0 else None]) if at >= 0 else 0
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.startswith(b"content-length:"):
+                    length = int(line[15:])
             if len(self.buffer) < end + 4 + length:
                 return
             body = self.buffer[end + 4 : end + 4 + length]
@@ -141,7 +145,11 @@ class _HTTPServer(asyncio.Protocol):
                     "object": "chat.completion",
                     "model": request.get("model"),
                     "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": reply},
+                            "finish_reason": "stop",
+                        }
                     ],
                     "usage": {
                         "prompt_tokens": prompt_tokens,
@@ -258,6 +266,13 @@ def engine_client(spec_path: Path, run_dir: Path, profile: Path | None) -> dict:
     }
 
 
+def _warm_up_engine(spec_path: Path, run_dir: Path) -> None:
+    from dataflow_cli.engine.executor import Executor
+    from dataflow_cli.spec.build import load_spec
+
+    Executor(load_spec(spec_path, ["input.limit=20"]), run_dir, fresh=True).run()
+
+
 def _profiled(fn, path: Path):
     """`fn()` under cProfile in every thread it starts (the engine's event loop runs on its own
     thread, batches on a pool), merged into one dump."""
@@ -293,13 +308,18 @@ def _profiled(fn, path: Path):
 
 def worker_main(args: argparse.Namespace) -> None:
     """Run one client and print its figures as JSON (measured after imports)."""
-    import aiohttp  # noqa: F401 - imported before the clock starts, for both clients
-    import pyarrow.parquet  # noqa: F401
+    # A warm-up run of 20 rows first (its own cache and run directory), so imports and first-use
+    # costs stay out of the measured run, for both clients alike.
+    import aiohttp  # noqa: F401 - the engine's backend imports it at its first call
 
     if args.worker == "engine":
-        import dataflow_cli.engine.executor  # noqa: F401
-        import dataflow_cli.llm.backends.openai  # noqa: F401
-        import dataflow_cli.llm.engine  # noqa: F401
+        cache = os.environ.get("DATAFLOW_CACHE_DIR", "")
+        # One warm-up cache for all runs: only the first warm-up sends requests.
+        os.environ["DATAFLOW_CACHE_DIR"] = str(Path(args.spec).parent / "warm-up-cache")
+        _warm_up_engine(Path(args.spec), Path(args.run_dir + "-warm-up"))
+        os.environ["DATAFLOW_CACHE_DIR"] = cache
+    else:
+        bare_client(args.base_url, [f"warm-up {i}" for i in range(20)], 20, Path(args.output))
     topics = [f"topic {i}" for i in range(args.rows)]
     wall, cpu, usage = time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
     if args.worker == "bare":
@@ -418,7 +438,9 @@ def faults(work: Path, rows: int, latency: float) -> None:
             return client("engine", ["--spec", str(spec), "--run-dir", str(work / f"run-{tag}")], env=env)
 
         clean = run("test-server-clean")
-        test_server.configure(fail_rate=0.05, fail_kinds={"rate_limit": 1, "server_error": 1}, retry_after=1.0)
+        test_server.configure(
+            fail_rate=0.05, fail_kinds={"rate_limit": 1, "server_error": 1}, retry_after=1.0
+        )
         faulty = run("test-server-faults")
     finally:
         test_server.stop()
@@ -431,7 +453,9 @@ def faults(work: Path, rows: int, latency: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=10000)
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[100, 500])
@@ -459,7 +483,9 @@ def main() -> None:
     report: dict = {"rows": rows, "latency": latency, "runs": []}
     with tempfile.TemporaryDirectory(prefix="dataflow-llm-bench-") as tmp:
         work = Path(tmp)
-        (work / "topics.jsonl").write_text("".join(json.dumps({"topic": f"topic {i}"}) + "\n" for i in range(rows)))
+        (work / "topics.jsonl").write_text(
+            "".join(json.dumps({"topic": f"topic {i}"}) + "\n" for i in range(rows))
+        )
         server = Server(latency)
         try:
             print(check_server(server, work, max(args.concurrency), latency))

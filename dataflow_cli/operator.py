@@ -125,6 +125,10 @@ class Operator:
     outputs: ClassVar[dict[str, Port]] = {}
     requires: ClassVar[tuple[str, ...]] = ()  # extra pip packages, checked at construction
     uses_llm: ClassVar[bool] = False  # LLM operators get a backend bound before they run
+    # True when the work is Python code per row (templates, regexes, parsers) that holds the GIL:
+    # the engine may then run the stage in a pool of processes (see `engine/pool.py`). Vectorised
+    # operators (Arrow, numpy, compiled loops) leave it False: threads already use every core.
+    cpu_bound: ClassVar[bool] = False
     domain: ClassVar[str] = ""  # catalogue group of a plugin's operator (default: its distribution)
     Params: ClassVar[type[BaseModel]] = NoParams
 

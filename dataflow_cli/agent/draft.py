@@ -22,13 +22,16 @@ class Draft:
     why: dict[str, str] = field(default_factory=dict)  # stage name -> why it is there
     source: str = "composed"  # "pipeline:<name>" when it started from a ready pipeline
     header: list[str] = field(default_factory=list)  # comment lines at the top
+    serves: dict[str, str] = field(default_factory=dict)  # stage name -> the sub-goal it serves
 
     @property
     def stages(self) -> list[dict[str, Any]]:
         return self.data.setdefault("stages", [])
 
     def copy(self) -> Draft:
-        return Draft(copy.deepcopy(self.data), dict(self.why), self.source, list(self.header))
+        return Draft(
+            copy.deepcopy(self.data), dict(self.why), self.source, list(self.header), dict(self.serves)
+        )
 
     def render(self) -> str:
         import yaml

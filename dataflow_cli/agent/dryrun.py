@@ -74,6 +74,8 @@ def dry_run(spec_path: Path, limit: int = DEFAULT_LIMIT) -> DryRun:
             stats = Executor(spec, Path(tmp) / "run", fresh=True).run()
         except DataflowError as exc:
             return DryRun(0, 0, 0, [], [Issue("dry-run", "(run)", exc.reason)], error=exc.reason)
+        except Exception as exc:  # noqa: BLE001 - an operator's bug must not end the agent: repair around it
+            return _crashed(exc, spec if "spec" in locals() else None)
         data = stats.to_dict()
         nulls = _null_columns(out, spec) if out.exists() else {}
         result = DryRun(
@@ -154,6 +156,27 @@ def dry_run(spec_path: Path, limit: int = DEFAULT_LIMIT) -> DryRun:
                     )
                 )
         return result
+
+
+def _crashed(exc: Exception, spec: Any) -> DryRun:
+    """A dry run ended by an exception (a bug in an operator): located at the stage whose
+    operator's code raised it, so the repair loop can replace or remove that stage."""
+    import inspect
+    import traceback
+
+    message = f"{type(exc).__name__}: {exc}"[:300]
+    where = "(run)"
+    frames = {f.filename for f in traceback.extract_tb(exc.__traceback__)}
+    for stage in getattr(spec, "stages", []):
+        try:
+            source = inspect.getfile(type(stage.operator))
+        except TypeError:
+            continue
+        if source in frames:
+            where = f"stages[{stage.index}]"
+            message = f"stage `{stage.name}` ({stage.op_name}) crashed on the sample rows: {message}"
+            break
+    return DryRun(0, 0, 0, [], [Issue("dry-run", where, message)], error=message)
 
 
 def _backend_names(spec_path: Path) -> list[str]:

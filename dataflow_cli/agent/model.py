@@ -238,6 +238,23 @@ class ModelClient:
         )
         return answer["choice"]
 
+    def pick(
+        self, purpose: str, question: str, options: list[str], tries: int = 3, always_ask: bool = False
+    ) -> str:
+        """One of `options` (best first, as the agent ranked them). A `small` model is asked
+        yes/no about each of the first `tries` in turn and the first yes wins, else the agent's
+        best: a 135M model picks from a list at random but its yes/no tracks the question
+        somewhat. A `full` model picks from the whole list. `always_ask`: ask about a single
+        option too (the repair loop shows the model every error, even one with one fix)."""
+        if len(options) == 1 and not always_ask:
+            return options[0]
+        if self.mode != "small":
+            return self.choose(purpose, question, options)
+        for option in options[:tries]:
+            if self.confirm(purpose, f"{question}\nProposed: {option}\nIs this right?"):
+                return option
+        return options[0]
+
     def confirm(self, purpose: str, question: str) -> bool:
         schema = {
             "type": "object",

@@ -208,7 +208,7 @@ def adapt_pipeline(
         if len(ranked) == 1 or difflib.SequenceMatcher(None, ranked[0], column).ratio() >= 0.8:
             choice = ranked[0]  # only one candidate, or the names agree: nothing to ask
         else:
-            choice = model.choose(
+            choice = model.pick(
                 "column mapping",
                 f"The pipeline needs a column `{column}`. Which column of the data holds it?\nColumns:\n{profile.describe()}",
                 ranked,
@@ -280,6 +280,9 @@ def extend_for_goals(
         found = [h.name for h in hits[:3] if h.name in present]
         if found:
             used.update(found)
+            for stage in draft.stages:
+                if stage.get("op") in found:
+                    draft.serves[str(stage.get("name"))] = goal.text
             continue
         if not hits:
             uncovered.append(goal)
@@ -427,7 +430,7 @@ def _add_stage(
         if options[0] == port["name"]:
             inputs[port["name"]] = port["name"]
             continue
-        choice = model.choose(
+        choice = model.pick(
             "input column",
             f"Operator `{op['name']}` reads `{port['name']}` ({port.get('description', '')}). Which column?",
             options,
@@ -451,6 +454,7 @@ def _add_stage(
         stage["outputs"] = outputs
     draft.stages.append(stage)
     draft.why[name] = f'{goal.kind}: "{goal.text}" -> {op["summary"]}'
+    draft.serves[name] = goal.text
     # Evaluate, then filter: a score serves "keep the good ones" only with a threshold stage.
     numeric = [p for p in op["outputs"] if p.get("type") in ("float64", "int64")]
     if op["kind"] == "evaluate" and goal.kind in ("filter", "judge", "verify") and numeric:
@@ -469,6 +473,7 @@ def _add_stage(
         draft.why[keep] = (
             f"{goal.kind}: keep only rows whose `{score}` >= {threshold} (the score stays in the output)"
         )
+        draft.serves[keep] = goal.text
 
 
 def _params(
@@ -505,7 +510,7 @@ def _param_value(
     kind = param.get("type", "")
     question = f"Parameter `{param['name']}` of `{op['name']}`: {param.get('description', '')}"
     if "list[str]" in kind and "column" in param["name"]:
-        return [model.choose("param column", question, columns.ranked(param["name"], hint=hint))]
+        return [model.pick("param column", question, columns.ranked(param["name"], hint=hint))]
     if param.get("examples"):
         options = [
             json.dumps(e.get("content", e) if isinstance(e, dict) and "content" in e else e)

@@ -418,13 +418,16 @@ def _round_small(
         if answers.get(kind) in labels:
             fix = fixes[labels.index(answers[kind])]
         else:
-            numbered = [f"{n + 1}. {label}" for n, label in enumerate(labels)]
-            choice = model.choose(
+            # Removing the stage (always the last candidate) only when nothing else is offered: a
+            # tiny model's yes/no must not drop what the request asked for.
+            offered = [x for x in labels if not x.startswith("remove stage")] or labels
+            label = model.pick(
                 "repair",
-                f"A pipeline spec has this error:\n{issue.render()}\nWhich fix should be applied?",
-                numbered,
+                f"A pipeline spec has this error:\n{issue.render()}\nHow should it be fixed?",
+                offered,
+                always_ask=True,
             )
-            fix = fixes[numbered.index(choice)]
+            fix = fixes[labels.index(label)]
             answers[kind] = fix.label
         edits = fix.edits or _asked_edits(fix, model)
         try:
@@ -498,4 +501,5 @@ def _with_data(draft: Draft, data: dict[str, Any]) -> Draft:
     new.data = data
     names = {str(s.get("name")) for s in data.get("stages") or [] if isinstance(s, dict)}
     new.why = {k: v for k, v in draft.why.items() if k in names}
+    new.serves = {k: v for k, v in draft.serves.items() if k in names}
     return new

@@ -260,6 +260,7 @@ def _steps(options: AgentOptions, choice: Any, model: Any, trace: Trace, result:
     if uncovered and model.mode == "full":
         uncovered = _synthesize(uncovered, draft, profile, model, options, spec_path, trace, result)
     result.uncovered = [g.text for g in uncovered]
+    planned = set(draft.serves.values())  # sub-goals a stage serves: repairs must not lose them
     if not draft.stages:
         result.nearest = [h.name for h in pipelines]
         raise AgentRefusal(
@@ -297,7 +298,7 @@ def _steps(options: AgentOptions, choice: Any, model: Any, trace: Trace, result:
     with Timer() as t:
         dry = dryrun.dry_run(spec_path, options.limit)
         for _ in range(2):
-            if not dry.surprises or dry.error:
+            if not dry.surprises:
                 break
             trace.record("dry_run", output=dry.as_dict())
             try:
@@ -333,6 +334,9 @@ def _steps(options: AgentOptions, choice: Any, model: Any, trace: Trace, result:
         result.message = f"the dry run kept none of its {dry.rows_read} rows (see the stages below)"
     elif dry.surprises:
         result.notes += [f"dry run: {i.message}" for i in dry.surprises]
+    lost = sorted(planned - set(draft.serves.values()))
+    if lost:
+        result.uncovered += [f"{text} (its stage was removed to repair the spec)" for text in lost]
     if result.uncovered:
         result.message = "not covered by any stage: " + "; ".join(f"`{u}`" for u in result.uncovered)
     result.status = "ok" if not result.message else "incomplete"

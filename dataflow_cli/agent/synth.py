@@ -113,9 +113,7 @@ def static_problems(code: str, function: str) -> list[str]:
             names = []
         for name in names:
             if name not in ALLOWED_IMPORTS:
-                problems.append(
-                    f"line {line}: imports `{name}` (allowed: standard text/math modules only)"
-                )
+                problems.append(f"line {line}: imports `{name}` (allowed: standard text/math modules only)")
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FORBIDDEN_CALLS:
             problems.append(f"line {line}: calls `{node.func.id}`")
         if isinstance(node, ast.Attribute) and node.attr.startswith("__"):

@@ -60,6 +60,11 @@ def agent(
             "no `--sample` and no terminal to ask for one",
             hint="pass `--sample FILE`, or `--yes` to let the agent design the input columns",
         )
+    if output.exists() and not yes:
+        from dataflow_cli.errors import SpecError
+
+        if not interactive or not typer.confirm(f"`{output}` exists; overwrite it?", err=True):
+            raise SpecError(f"`{output}` exists", hint="choose another `-o`, or pass `--yes` to overwrite it")
     result = run_agent(options)
     if json_output:
         print_json(result.as_dict())

@@ -22,6 +22,12 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary on stderr."),
     json_output: bool = typer.Option(False, "--json", help="Print run statistics as JSON on stdout."),
     workers: int = typer.Option(2, "--workers", min=1, help="Threads working on batches."),
+    processes: int = typer.Option(
+        None,
+        "--processes",
+        min=1,
+        help="Worker processes for Python-heavy stages (`processes: auto`) [default: CPUs]; 1: none.",
+    ),
     max_usd: float = typer.Option(
         None, "--max-usd", help="Stop (exit 3) once LLM requests cost this many USD."
     ),
@@ -59,7 +65,9 @@ def run(
             address=chosen.get("address"), checkpoint_dir=chosen.get("checkpoint_dir"),
         )  # fmt: skip
     elif chosen["type"] == "local":
-        executor = Executor(loaded, directory, fresh=fresh, progress=progress, workers=workers)
+        executor = Executor(
+            loaded, directory, fresh=fresh, progress=progress, workers=workers, processes=processes
+        )
     else:
         raise SpecError(f"unknown executor `{chosen['type']}`", hint="use --executor local or --executor ray")
     try:

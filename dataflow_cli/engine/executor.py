@@ -36,6 +36,7 @@ from dataflow_cli.engine.checkpoint import RunDir, write_scratch_parquet
 from dataflow_cli.engine.delta import DETAIL, FAILED, RAW, REASON, REASON_KEY, apply_delta, make_delta
 from dataflow_cli.engine.fingerprint import fingerprints
 from dataflow_cli.engine.gates import GateFailure, Gates, gate_columns
+from dataflow_cli.engine.pool import StagePools
 from dataflow_cli.engine.profile import StageProfile
 from dataflow_cli.engine.stats import RunStats, StageStats
 from dataflow_cli.io.inputs import iter_batches
@@ -115,6 +116,7 @@ class Executor:
         fresh: bool = False,
         progress: Progress | None = None,
         workers: int = 2,
+        processes: int | None = None,
     ):
         self.spec = spec
         self.stages = spec.stages
@@ -128,6 +130,11 @@ class Executor:
         # batch stuck on a retry (Retry-After) does not hold the whole run back.
         uses_llm = any(stage.operator.uses_llm for stage in spec.stages)
         self.workers = max(workers, LLM_BATCHES_IN_FLIGHT) if uses_llm else workers
+        # Python-heavy row-local stages may run in worker processes; enough batches in flight
+        # keep every worker busy.
+        self.pools = StagePools(spec.stages, processes)
+        if self.pools.may_pool:
+            self.workers = max(self.workers, self.pools.size)
         self._lock = threading.Lock()
         self._computed_this_run: set[tuple[int, int]] = set()  # (stage, batch) shards written now
         self._input_columns: set[str] = set()  # columns of the input itself (a user's own `_id`)
@@ -168,6 +175,7 @@ class Executor:
             self.stats.status = "failed"
             self.run_dir.write_json("stats.json", self.stats.to_dict())
             self._write_manifest("failed")
+            write_run_artifacts(self.spec, self.run_dir.root, self.stats.to_dict())  # shows why
             raise
         except BaseException:
             if self.budget is not None and self.budget.stopped is not None:
@@ -208,6 +216,7 @@ class Executor:
                 self._commit_output(output)
             finally:
                 self.stats.seconds = time.perf_counter() - started
+                self.pools.close()
                 if self.llm is not None:
                     if self.budget is not None and self.budget.stopped is not None:
                         self.llm.drain()  # requests in flight at the stop finish and are cached
@@ -291,6 +300,7 @@ class Executor:
         self.budget.save(self.run_dir.root, complete=False)
         self.run_dir.write_json("stats.json", self.stats.to_dict())
         self._write_manifest("stopped")
+        write_run_artifacts(self.spec, self.run_dir.root, self.stats.to_dict())  # shows what was spent
 
     def _collect_llm_stats(self) -> None:
         for k, stats in self._llm_stats.items():
@@ -335,7 +345,7 @@ class Executor:
             if stage.is_global:
                 raise RuntimeError(f"missing decision of global stage `{stage.name}` for batch {i}")
             t0 = time.perf_counter()
-            result = stage.operator.process(Batch(table, stage.inputs))
+            result = self.pools.process(k, Batch(table, stage.inputs))  # in-process or a worker
             # Reasons and raw answers may quote a secret (an echoed key): masked before the
             # checkpoint, the rejects file and the stats see them.
             delta = redact.redact_columns(make_delta(stage, table, result), (FAILED, RAW, REASON, DETAIL))

@@ -49,7 +49,8 @@ from dataflow_cli.spec.model import Spec, Stage
 log = logging.getLogger(__name__)
 
 REQUESTS_PER_LLM_ACTOR = 64  # one actor's event loop keeps this many requests in flight at most
-LLM_BATCHES_PER_ACTOR = 8  # batches one LLM actor works on at once (threads waiting on answers)
+LLM_BATCHES_PER_ACTOR = 8
+CPU_STAGES_AS_TASKS = os.environ.get("DATAFLOW_RAY_CPU_ACTORS") != "1"  # batches one LLM actor works on at once (threads waiting on answers)
 
 
 def import_ray() -> Any:
@@ -223,7 +224,7 @@ class RayExecutor(Executor):
         per LLM stage."""
         from ray.data import ActorPoolStrategy
 
-        from dataflow_cli.engine.ray_workers import StageRunner
+        from dataflow_cli.engine.ray_workers import StageRunner, run_segment
 
         segments: list[list[int]] = []
         for k in range(stop):
@@ -247,19 +248,29 @@ class RayExecutor(Executor):
                     max_concurrent_calls_per_actor=LLM_BATCHES_PER_ACTOR,
                     enable_true_multi_threading=True,
                 )
-                num_cpus = 0.0  # waiting on answers costs no CPU worth reserving
+                dataset = dataset.map_batches(
+                    StageRunner,
+                    fn_constructor_kwargs=kwargs,
+                    batch_size=None,
+                    batch_format="pyarrow",
+                    compute=compute,
+                    num_cpus=0.0,  # waiting on answers costs no CPU worth reserving
+                    zero_copy_batch=True,
+                )
+            elif CPU_STAGES_AS_TASKS:
+                dataset = dataset.map_batches(
+                    run_segment, fn_kwargs=kwargs, batch_size=None, batch_format="pyarrow", num_cpus=per_actor
+                )
             else:
-                compute = ActorPoolStrategy(min_size=1, max_size=cpus)
-                num_cpus = per_actor
-            dataset = dataset.map_batches(
-                StageRunner,
-                fn_constructor_kwargs=kwargs,
-                batch_size=None,
-                batch_format="pyarrow",
-                compute=compute,
-                num_cpus=num_cpus,
-                zero_copy_batch=True,
-            )
+                dataset = dataset.map_batches(
+                    StageRunner,
+                    fn_constructor_kwargs=kwargs,
+                    batch_size=None,
+                    batch_format="pyarrow",
+                    compute=ActorPoolStrategy(min_size=1, max_size=cpus),
+                    num_cpus=per_actor,
+                    zero_copy_batch=True,
+                )
         return dataset
 
     # Global stages --------------------------------------------------------------------

@@ -193,6 +193,23 @@ class StageRunner:
                 pass
 
 
+_RUNNERS: dict[tuple, StageRunner] = {}  # per worker process: stages built once, reused by every task
+
+
+def run_segment(table: pa.Table, plan: WorkerPlan, stages: list[int], phase: str) -> pa.Table:
+    """`StageRunner` as a Ray task: a worker process builds the stages on its first task of the
+    run and keeps them, so the pre-pass and main pass (and every batch) reuse warm processes
+    instead of starting an actor pool each."""
+    key = (plan.namespace, tuple(stages))
+    runner = _RUNNERS.get(key)
+    if runner is None:
+        for old in [k for k in _RUNNERS if k[0] != plan.namespace]:
+            del _RUNNERS[old]  # a finished run's stages
+        runner = _RUNNERS[key] = StageRunner(plan, stages, phase)
+    runner.phase = phase  # a worker process runs one task at a time
+    return runner(table)
+
+
 @ray.remote(num_cpus=0)
 class Tally:
     """The run's counters, sent by every worker after each block."""

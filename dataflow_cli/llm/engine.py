@@ -483,7 +483,7 @@ class LLMEngine:
     async def _call(self, state: _Backend, request: Request, stats: LLMStats) -> Completion | LLMError:
         """One call under the rate limits; never raises for a failed request (only FatalLLMError
         when the run has stopped, instead of sending)."""
-        estimate = request.approx_prompt_tokens() + (request.sampling.max_tokens or 256)
+        estimate = request.approx_prompt_tokens() + (request.sampling.max_tokens or 256) if state.tpm else 0
         if state.rpm is not None:
             stats.rate_limit_wait += await state.rpm.acquire(1)
         if state.tpm is not None:

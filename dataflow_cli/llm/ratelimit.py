@@ -29,6 +29,11 @@ class TokenBucket:
         An amount larger than the bucket (one huge prompt) is allowed to drive the balance
         negative, so it waits proportionally instead of forever.
         """
+        if not self._lock.locked():  # nobody waits: take the units without queueing
+            self._refill()
+            if self.tokens >= min(amount, self.capacity):
+                self.tokens -= amount
+                return 0.0
         waited = 0.0
         async with self._lock:
             self._refill()

@@ -24,7 +24,10 @@ class Sampling:
     stop: tuple[str, ...] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self._parts()[0])  # a copy: callers may add to it
+        values = dict(self._parts()[0])  # a copy: callers may change it
+        if "stop" in values:
+            values["stop"] = list(values["stop"])
+        return values
 
     def _parts(self) -> tuple[dict[str, Any], str]:
         """The set values and their key JSON, built once per instance (a stage has one; its

@@ -120,6 +120,7 @@ def build_stage(checked: CheckedStage, out: Collector, spec_dir: Path | None = N
         on_truncated=raw.get("on_truncated", "reject"),
         mode=raw.get("mode", "online"),
         batch_poll_interval=raw.get("batch_poll_interval", 30.0),
+        processes=raw.get("processes", "auto"),
         expect=parse_checks(raw.get("expect")),
     )
 

@@ -34,6 +34,7 @@ class Stage:
     mode: str = "online"  # batch: requests go through the provider's Batch API (llm/batch.py)
     batch_poll_interval: float = 30.0  # longest wait between two status checks of a batch job
     expect: list[Any] = field(default_factory=list)  # quality gates (`engine.gates.Check`)
+    processes: int | str = "auto"  # worker processes of a row-local stage (`engine/pool.py`)
 
     @property
     def params(self) -> dict[str, Any]:

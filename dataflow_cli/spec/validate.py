@@ -112,6 +112,9 @@ def _report_schema_error(error, out: Collector) -> None:
     if validator == "const":
         out.add(path, f"must be `{error.validator_value}`, got {_describe(error.instance)}")
         return
+    if validator == "pattern" and path[-1:] == ("processes",):
+        out.add(path, f"must be `auto` or a number of processes (1 or more), got {_describe(error.instance)}")
+        return
     if validator == "pattern":
         out.add(
             path,
@@ -201,6 +204,8 @@ def check_stages(data: dict, spec_dir: Path, backends: dict[str, Any], out: Coll
         backend = _reference(backend_name, "backend", backends, here, out)
         if raw.get("mode") == "batch":
             _check_batch_mode(cls, backend_name, backend, here, out)
+        if isinstance(raw.get("processes"), int) and raw["processes"] > 1:
+            _check_processes(cls, here, out)
         prompt_text = _prompt_text(raw, prompts or {}, spec_dir, here, out)
         inputs = raw["inputs"] if isinstance(raw.get("inputs"), dict) else {}
         outputs = raw["outputs"] if isinstance(raw.get("outputs"), dict) else {}
@@ -223,6 +228,22 @@ def check_stages(data: dict, spec_dir: Path, backends: dict[str, Any], out: Coll
             )
         )
     return checked
+
+
+def _check_processes(cls, here: tuple, out: Collector) -> None:
+    """A process pool runs row-local operators without a model (see `engine/pool.py`)."""
+    if cls.uses_llm:
+        out.add(
+            here + ("processes",),
+            f"`{cls.name}` calls an LLM: its requests already run concurrently, a process pool would "
+            "split its rate limits and cache; remove `processes`",
+        )
+    elif cls.scope == "global":
+        out.add(
+            here + ("processes",),
+            f"`{cls.name}` is a global stage (it sees every batch at once): it cannot run in a process "
+            "pool; remove `processes`",
+        )
 
 
 def _check_batch_mode(cls, backend_name: str | None, backend: Any, here: tuple, out: Collector) -> None:

@@ -262,20 +262,40 @@ def test_full_mode_over_an_openai_compatible_server(tmp_path, sample):
     def responder(body):
         wanted = json.dumps(body.get("response_format") or {})
         if '"edits"' in wanted:
-            return json.dumps({"edits": [{"op": "replace", "path": "/stages/0/params/columns", "value": ["response"]}]})
+            return json.dumps(
+                {"edits": [{"op": "replace", "path": "/stages/0/params/columns", "value": ["response"]}]}
+            )
         if '"stages"' in wanted:
-            step = {"name": "dedup", "op": "exact_dedup_filter", "why": "drop repeated answers",
-                    "params": {"columns": ["answer"]}}
+            step = {
+                "name": "dedup",
+                "op": "exact_dedup_filter",
+                "why": "drop repeated answers",
+                "params": {"columns": ["answer"]},
+            }
             return json.dumps({"stages": [step]})
         return json.dumps({"choice": "none of these"})
 
     with OpenAIServer(responder=responder) as server:
         config = tmp_path / "backends.yaml"
-        config.write_text(f"mode: full\nagent: {{provider: openai, model: m, api_base: '{server.base_url}'}}\n")
+        config.write_text(
+            f"mode: full\nagent: {{provider: openai, model: m, api_base: '{server.base_url}'}}\n"
+        )
         result = CliRunner().invoke(
             app,
-            ["agent", "remove duplicate responses", "--sample", str(sample), "-o", str(tmp_path / "p.yaml"),
-             "--backend", str(config), "--yes", "--json", "--limit", "5"],
+            [
+                "agent",
+                "remove duplicate responses",
+                "--sample",
+                str(sample),
+                "-o",
+                str(tmp_path / "p.yaml"),
+                "--backend",
+                str(config),
+                "--yes",
+                "--json",
+                "--limit",
+                "5",
+            ],
         )
         requests = server.requests() if callable(getattr(server, "requests", None)) else None
     payload = json.loads(result.stdout)
@@ -294,3 +314,13 @@ def test_help_names_the_command_and_its_exit_codes():
     shown = runner.invoke(app, ["agent", "--help"])
     assert shown.exit_code == 0
     assert "--sample" in shown.stdout and "2 cannot be served" in " ".join(shown.stdout.split())
+
+
+def test_an_existing_spec_is_not_overwritten_without_yes(tmp_path, sample):
+    spec = tmp_path / "p.yaml"
+    spec.write_text("mine\n")
+    done = agent(
+        "remove duplicate rows", "--sample", str(sample), "-o", str(spec), "--backend", "fake", cwd=tmp_path
+    )
+    assert done.returncode == 2 and "exists" in done.stderr
+    assert spec.read_text() == "mine\n"

@@ -56,6 +56,7 @@ def test_request_cap_stops_cleanly_and_a_higher_cap_continues_without_repeats(
     run_dir = env / ".dataflow" / "runs" / "budget_e2e"
     assert json.loads((run_dir / "stats.json").read_text())["stopped_by"]["cap"] == "max_requests"
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "stopped"
+    assert "max_requests" in (run_dir / "report.html").read_text()  # the report says what stopped it
     assert "stopped by budget `max_requests`" in result.stderr and "left" in result.stderr
 
     # The cap bounds the run as a whole: the resumed run may send 10 more, not 25.

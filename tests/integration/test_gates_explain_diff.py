@@ -162,6 +162,7 @@ def test_failing_gate_stops_before_any_output_and_keeps_checkpoints(llm_project,
         }
     ]  # fmt: skip
     assert json.loads(Path("r1/manifest.json").read_text())["status"] == "failed"
+    assert "expected &gt;= 6" in Path("r1/report.html").read_text()  # the report shows why it failed
     # Relaxing the gate reruns nothing: the checkpoints were kept.
     spec.write_text(spec.read_text().replace("min: 6}", "min: 6, on_fail: warn}"))
     stats = cli.json("run", "spec.yaml", "--run-dir", "r1", "-q")

@@ -54,6 +54,7 @@ class TemplateGenerator(Generator):
     """
 
     name = "template_generator"
+    cpu_bound = True  # Jinja renders row by row in Python: a process pool pays
     outputs = {"text": Port("the rendered template; null when the row printed a null value", "string")}
 
     class Params(BaseModel):

@@ -25,6 +25,7 @@ class BoxedAnswerFormatFilter(Filter):
     """
 
     name = "boxed_answer_format_filter"
+    cpu_bound = True  # each answer is parsed in Python
     inputs = {"text": Port("the solution")}
 
     class Params(BaseModel):

@@ -240,6 +240,7 @@ class HtmlToTextRefiner(Refiner):
     """
 
     name = "html_to_text_refiner"
+    cpu_bound = True  # an HTML parser runs per row in Python
     inputs = {"text": Port("HTML to convert to plain text; rewritten in place")}
 
     class Params(BaseModel):

@@ -327,6 +327,7 @@ class PiiRefiner(Refiner):
     """
 
     name = "pii_refiner"
+    cpu_bound = True  # candidates are validated and masked row by row in Python
     inputs = {"text": Port("text whose PII is masked; rewritten in place")}
 
     class Params(_KindsParams):
@@ -379,6 +380,7 @@ class PiiEvaluator(Evaluator):
     """
 
     name = "pii_evaluator"
+    cpu_bound = True  # candidates are validated row by row in Python
     inputs = {"text": Port("text to scan for PII")}
     outputs = {
         "pii_count": Port("number of PII items found", "int64"),

@@ -39,18 +39,23 @@ def draft_with(stages: list[dict], **extra) -> Draft:
 
 
 def picker(*wanted: str, value=None):
-    """A scripted model: in a pick-one question, the option containing `wanted[i]` (in order of
-    the questions); for a value question, `value`. Records every prompt."""
+    """A scripted model: yes to a proposed fix containing `wanted[i]` (in order of the errors),
+    no to the others; for a value question, `value`. Records every prompt."""
     state = {"n": 0, "prompts": []}
 
     def answer(request):
-        state["prompts"].append(request.messages[-1]["content"])
+        prompt = request.messages[-1]["content"]
+        state["prompts"].append(prompt)
         props = request.json_schema["properties"]
-        if "choice" in props:
-            options = props["choice"]["enum"]
+        if "answer" in props:
             want = wanted[min(state["n"], len(wanted) - 1)]
-            state["n"] += 1
-            return json.dumps({"choice": next(o for o in options if want in o)})
+            proposed = prompt.split("Proposed: ", 1)[-1].split("\n", 1)[0]
+            if want in proposed:
+                state["n"] += 1
+                return json.dumps({"answer": "yes"})
+            return json.dumps({"answer": "no"})
+        if "choice" in props:
+            return json.dumps({"choice": next(o for o in props["choice"]["enum"] if wanted[0] in o)})
         return json.dumps({"value": value})
 
     return answer, state
@@ -188,7 +193,7 @@ def test_gives_up_cleanly_after_its_bound(tmp_path, sample):
 def test_invalid_answers_are_retried_then_given_up(tmp_path, sample):
     spec = tmp_path / "spec.yaml"
     draft = draft_with([{"name": "measure", "op": "lenght_evaluator"}])
-    model = client(lambda r: '{"choice": "not an option"}', tmp_path)
+    model = client(lambda r: '{"answer": "maybe"}', tmp_path)
     try:
         with pytest.raises(RepairFailed):
             repair(draft, spec, model, max_rounds=1)
