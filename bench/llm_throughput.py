@@ -307,9 +307,9 @@ def _profiled(fn, path: Path):
 
 
 def worker_main(args: argparse.Namespace) -> None:
-    """Run one client and print its figures as JSON (measured after imports)."""
-    # A warm-up run of 20 rows first (its own cache and run directory), so imports and first-use
-    # costs stay out of the measured run, for both clients alike.
+    """Run one client and print its figures as JSON. A 20-row warm-up run comes first (its own
+    output, run directory and cache), so imports and first-use costs stay out of the measured
+    run, for both clients alike."""
     import aiohttp  # noqa: F401 - the engine's backend imports it at its first call
 
     if args.worker == "engine":
@@ -319,7 +319,7 @@ def worker_main(args: argparse.Namespace) -> None:
         _warm_up_engine(Path(args.spec), Path(args.run_dir + "-warm-up"))
         os.environ["DATAFLOW_CACHE_DIR"] = cache
     else:
-        bare_client(args.base_url, [f"warm-up {i}" for i in range(20)], 20, Path(args.output))
+        bare_client(args.base_url, [f"warm-up {i}" for i in range(20)], 20, Path(args.output + ".warm-up"))
     topics = [f"topic {i}" for i in range(args.rows)]
     wall, cpu, usage = time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
     if args.worker == "bare":

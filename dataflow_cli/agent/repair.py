@@ -251,8 +251,8 @@ def candidates(
                         [{"op": "add", "path": _ptr("stages", i, "outputs", logical), "value": new}],
                     )
                 )
-        elif issue.location == "dry-run":
-            fixes += _relax(stage, i, msg)
+        elif issue.location == "dry-run" and " crashed on the sample rows" not in msg:
+            fixes += _relax(stage, i, msg)  # a crash is not a bound to loosen: only removal fits
         elif "duplicate stage name" in msg:
             fixes.append(
                 Fix(

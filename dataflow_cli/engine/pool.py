@@ -12,7 +12,7 @@ threads take turns on one core. Such a stage can run in a pool of worker process
   batch runs in-process while it is timed together with the cost of shipping it (Arrow IPC out,
   the result back); the stage moves to the pool when that batch took at least
   `AUTO_MIN_SECONDS` and shipping costs under `AUTO_MAX_SHIP_SHARE` of it. The decision is
-  logged and recorded in the stage's stats (`processes`).
+  logged (run.log).
 - LLM and global stages never run in a pool (validation rejects `processes: N > 1` there).
 
 Each worker process rebuilds the pooled operators once, from their declaration (registry name,

@@ -69,7 +69,12 @@ def _batch_sizes(executor: RayExecutor, dataset) -> list[int]:
 
 
 def _save_verdicts(
-    executor: RayExecutor, k: int, stage: Stage, sizes: list[int], dropped: dict[int, tuple[list, list]], reason: str
+    executor: RayExecutor,
+    k: int,
+    stage: Stage,
+    sizes: list[int],
+    dropped: dict[int, tuple[list, list]],
+    reason: str,
 ) -> None:
     """One verdict per batch, from the dropped rows `{batch: (rows, details)}`."""
     from dataflow_cli.engine.delta import make_delta
@@ -83,7 +88,9 @@ def _save_verdicts(
             keep[row] = False
             reasons[row] = reason
             details[row] = detail
-        verdict = Verdict(keep=keep, reason=pa.array(reasons, pa.string()), detail=pa.array(details, pa.string()))
+        verdict = Verdict(
+            keep=keep, reason=pa.array(reasons, pa.string()), detail=pa.array(details, pa.string())
+        )
         placeholder = pa.table({"_id": pa.nulls(n, pa.string())})
         executor.store.save(k, i, make_delta(stage, placeholder, verdict))
 
@@ -126,12 +133,13 @@ def _exact_duplicates(table: pa.Table) -> pa.Table:
 
 def exact_dedup(executor: RayExecutor, k: int, stage: Stage, upstream) -> None:
     op = stage.operator
-    columns = list(op.params.columns)
+    params: Any = op.params
+    columns = list(params.columns)
     keyed = (
         upstream.select_columns([BATCH, "_id", *columns])
         .map_batches(
             _exact_keys,
-            fn_kwargs={"columns": columns, "normalize": op.params.normalize},
+            fn_kwargs={"columns": columns, "normalize": params.normalize},
             batch_size=None,
             batch_format="pyarrow",
         )
@@ -156,9 +164,10 @@ def exact_dedup(executor: RayExecutor, k: int, stage: Stage, upstream) -> None:
 
 
 def _minhash_signatures(table: pa.Table, op_params: dict, text_column_name: str) -> pa.Table:
-    from dataflow_cli.operator import Batch
     from dataflow_operators._lib.arrow import text_column
     from dataflow_operators.text.minhash_dedup import _SKETCH_BITS, MinhashDedupFilter, band_hashes
+
+    from dataflow_cli.operator import Batch
 
     op = MinhashDedupFilter(MinhashDedupFilter.Params(**op_params), inputs={"text": text_column_name})
     positions, table = _positions(table)
@@ -226,7 +235,7 @@ def minhash_dedup(executor: RayExecutor, k: int, stage: Stage, upstream) -> None
     from dataflow_operators.text.minhash_dedup import estimated_jaccard, representatives
 
     op = stage.operator
-    p = op.params
+    p: Any = op.params
     column = op.input_columns["text"]
     signed = (
         upstream.select_columns([BATCH, "_id", column])

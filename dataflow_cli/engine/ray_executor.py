@@ -34,7 +34,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -49,8 +49,11 @@ from dataflow_cli.spec.model import Spec, Stage
 log = logging.getLogger(__name__)
 
 REQUESTS_PER_LLM_ACTOR = 64  # one actor's event loop keeps this many requests in flight at most
-LLM_BATCHES_PER_ACTOR = 8
-CPU_STAGES_AS_TASKS = os.environ.get("DATAFLOW_RAY_CPU_ACTORS") != "1"  # batches one LLM actor works on at once (threads waiting on answers)
+LLM_BATCHES_PER_ACTOR = 8  # batches one LLM actor works on at once (threads waiting on answers)
+SHUFFLE_MIN_ROWS = 50_000  # inputs smaller than this run exact/MinHash dedup on the driver
+# Rule-based stages run as Ray tasks whose worker processes keep the built stages (see
+# `ray_workers.run_segment`); DATAFLOW_RAY_CPU_ACTORS=1 uses an actor pool per pass instead.
+CPU_STAGES_AS_TASKS = os.environ.get("DATAFLOW_RAY_CPU_ACTORS") != "1"
 
 
 def import_ray() -> Any:
@@ -166,7 +169,7 @@ class RayExecutor(Executor):
 
         self._connect()
         self.store.open(self.fresh)
-        self.tally = Tally.options(name="tally", namespace=self.namespace).remote()
+        self.tally = cast(Any, Tally).options(name="tally", namespace=self.namespace).remote()
         self._actors.append(self.tally)
         limiters: dict[str, str] = {}
         shares: dict[str, int] = {}
@@ -186,8 +189,10 @@ class RayExecutor(Executor):
                 cache_path = str(default_cache_path().resolve())
             if config.rpm or config.tpm:
                 limiters[name] = f"limiter-{name}"
-                actor = RateLimiter.options(name=limiters[name], namespace=self.namespace).remote(
-                    config.rpm, config.tpm
+                actor = (
+                    cast(Any, RateLimiter)
+                    .options(name=limiters[name], namespace=self.namespace)
+                    .remote(config.rpm, config.tpm)
                 )
                 self._actors.append(actor)
         self.plan = WorkerPlan(
@@ -282,7 +287,10 @@ class RayExecutor(Executor):
         self.progress.phase(f"global stage `{stage.name}`: scanning")
         t0 = time.perf_counter()
         upstream = self._pipeline(self._dataset(), k, f"pre:{k}")
-        distributed = ray_dedup.for_operator(stage.operator)
+        # A hash shuffle costs seconds of fixed start-up (its aggregator actors): below this
+        # many rows the operator itself decides faster on the driver (the same decisions).
+        small = sum(self._sizes) < int(os.environ.get("DATAFLOW_RAY_SHUFFLE_MIN_ROWS", SHUFFLE_MIN_ROWS))
+        distributed = None if small else ray_dedup.for_operator(stage.operator)
         if distributed is not None:
             distributed(self, k, stage, upstream)
         else:
@@ -298,16 +306,17 @@ class RayExecutor(Executor):
         from dataflow_cli.engine.delta import make_delta
 
         columns = ["_id", *[c for c in stage.operator.required_columns() if c != "_id"]]
-        shapes: list[int] = []
+        shapes: list[tuple[int, pa.Schema]] = []
 
         def batches() -> Iterator[Batch]:
             for table in self._upstream_batches(upstream, columns):
-                shapes.append(table.num_rows)
+                shapes.append((table.num_rows, table.schema))
                 yield Batch(table, stage.inputs)
 
         count = 0
         for i, result in enumerate(stage.operator.process_all(batches())):
-            placeholder = pa.table({"_id": pa.nulls(shapes[i], pa.string())})
+            n, schema = shapes[i]
+            placeholder = pa.table({f.name: pa.nulls(n, f.type) for f in schema})  # as the local pre-pass
             self.store.save(k, i, make_delta(stage, placeholder, result))
             count += 1
         if count != len(shapes):
@@ -339,7 +348,11 @@ class RayExecutor(Executor):
                     expected += 1
                 yield table
                 expected = i + 1
-        empty = schema.empty_table() if schema is not None else pa.table({c: pa.array([], pa.string()) for c in columns})
+        empty = (
+            schema.empty_table()
+            if schema is not None
+            else pa.table({c: pa.array([], pa.string()) for c in columns})
+        )
         while expected < len(self._sizes):
             yield empty
             expected += 1
@@ -458,13 +471,14 @@ _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 
 def _environment(spec: Spec) -> dict[str, str]:
     """Environment the workers need to rebuild the spec as the driver did: the variables it
-    references (`${VAR}`, keys named by `*_env` settings) and dataflow's own settings."""
+    references (`${VAR}`, keys named by `*_env` settings), dataflow's own settings and litellm's
+    (e.g. its offline price map)."""
     names = set(_REFERENCE.findall(spec.file.read_text(encoding="utf-8")))
     for _, config in spec.backends.values():
         for key, value in config.model_dump().items():
             if key.endswith("_env") and isinstance(value, str):
                 names.add(value)
-    names |= {n for n in os.environ if n.startswith("DATAFLOW_")}
+    names |= {n for n in os.environ if n.startswith(("DATAFLOW_", "LITELLM_"))}
     return {n: os.environ[n] for n in names if n in os.environ}
 
 

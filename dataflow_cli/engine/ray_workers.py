@@ -76,15 +76,15 @@ def _load_stages(plan: WorkerPlan):
 class StageRunner:
     """A run of consecutive stages over whole input batches (a `map_batches` callable class)."""
 
-    def __init__(self, plan: WorkerPlan, stages: list[int], phase: str):
+    def __init__(self, plan: WorkerPlan, stages: list[int], phase: str, spec: Any = None):
         self.plan = plan
-        self.spec = _load_stages(plan)
+        self.spec = spec if spec is not None else _load_stages(plan)
         self.indices = stages
         self.phase = phase  # "main", or "pre:<k>" for the upstream of global stage k
         self.uid = uuid.uuid4().hex[:12]
         self.tally = ray.get_actor(plan.tally, namespace=plan.namespace)
         self.llm_stats: dict[int, Any] = {}
-        self.engine = None
+        self.engine: Any = None
         from dataflow_cli.engine.gates import gate_columns
         from dataflow_cli.engine.profile import StageProfile
 
@@ -110,8 +110,14 @@ class StageRunner:
                 cls, config = self.spec.backends[name]
                 share = self.plan.llm_share.get(name, config.max_concurrency)
                 backends[name] = cls(config.model_copy(update={"max_concurrency": share}))
-        use_cache = self.plan.cache_path and any(b.config.cache for b in backends.values())
-        cache = RequestCache(Path(self.plan.cache_path)) if use_cache else None
+                try:  # the price the local executor looks up, so costs in the stats agree
+                    from dataflow_cli.cost.prices import resolve_price
+
+                    backends[name].price = resolve_price(backends[name].config)
+                except ImportError:
+                    pass
+        path = self.plan.cache_path
+        cache = RequestCache(Path(path)) if path and any(b.config.cache for b in backends.values()) else None
         self.engine = LLMEngine(backends, cache)
         for name in backends:
             if name in self.plan.limiters:
@@ -172,7 +178,7 @@ class StageRunner:
             table, rejected = apply_delta(stage, table, delta)
             if rejected is not None and rejected.num_rows:
                 counts = pc.value_counts(rejected.column(REASON_KEY))
-                reasons = Counter()
+                reasons: Counter[str] = Counter()
                 for value, count in zip(
                     counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
                 ):
@@ -194,6 +200,7 @@ class StageRunner:
 
 
 _RUNNERS: dict[tuple, StageRunner] = {}  # per worker process: stages built once, reused by every task
+_SPECS: dict[str, Any] = {}  # per worker process: the run's built spec, shared by its segments
 
 
 def run_segment(table: pa.Table, plan: WorkerPlan, stages: list[int], phase: str) -> pa.Table:
@@ -203,9 +210,13 @@ def run_segment(table: pa.Table, plan: WorkerPlan, stages: list[int], phase: str
     key = (plan.namespace, tuple(stages))
     runner = _RUNNERS.get(key)
     if runner is None:
-        for old in [k for k in _RUNNERS if k[0] != plan.namespace]:
-            del _RUNNERS[old]  # a finished run's stages
-        runner = _RUNNERS[key] = StageRunner(plan, stages, phase)
+        for finished in [k for k in _RUNNERS if k[0] != plan.namespace]:
+            del _RUNNERS[finished]  # a finished run's stages
+        for name in [k for k in _SPECS if k != plan.namespace]:
+            del _SPECS[name]
+        if plan.namespace not in _SPECS:
+            _SPECS[plan.namespace] = _load_stages(plan)
+        runner = _RUNNERS[key] = StageRunner(plan, stages, phase, _SPECS[plan.namespace])
     runner.phase = phase  # a worker process runs one task at a time
     return runner(table)
 

@@ -106,6 +106,9 @@ def _report_schema_error(error, out: Collector) -> None:
         else:
             out.add(path, message)
         return
+    if validator == "oneOf" and path == ("executor",):
+        _report_executor(error.instance, path, out)
+        return
     if validator == "oneOf" and path[:1] == ("prompts",):
         out.add(path, "a prompt needs exactly one of `file` or `template`")
         return
@@ -131,6 +134,28 @@ def _report_schema_error(error, out: Collector) -> None:
         )
         return
     out.add(path, error.message)
+
+
+def _report_executor(value: Any, path: PathKey, out: Collector) -> None:
+    """`executor:` is a name or a mapping: say exactly which part is wrong."""
+    names, keys = ["local", "ray"], ["type", "address", "checkpoint_dir"]
+    before = len(out.issues)
+    kind = value.get("type") if isinstance(value, dict) else value
+    if isinstance(value, dict):
+        for key in value:
+            if key not in keys:
+                out.add(path + (key,), f"unknown key `{key}`{did_you_mean(key, keys)}", key=True)
+        for key in ("address", "checkpoint_dir"):
+            if key in value and not (isinstance(value[key], str) and value[key]):
+                out.add(path + (key,), f"expected a non-empty string, got {_describe(value[key])}")
+        if "type" not in value:
+            out.add(path, "missing required key `type` (`local` or `ray`)")
+    if isinstance(kind, str) and kind not in names:
+        where = path + ("type",) if isinstance(value, dict) else path
+        out.add(where, f"unknown executor `{kind}`{did_you_mean(kind, names)} (known: `local`, `ray`)")
+    if len(out.issues) == before:
+        expected = "`local`, `ray` or a mapping {type, address, checkpoint_dir}"
+        out.add(path, f"expected {expected}, got {_describe(value)}")
 
 
 def check_backends(data: dict, out: Collector) -> dict[str, Any]:

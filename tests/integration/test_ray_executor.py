@@ -109,14 +109,20 @@ def _comparable(stats: dict) -> dict:
     for stage in stats["stages"]:
         stage = {k: v for k, v in stage.items() if k != "seconds"}
         if stage.get("llm"):
-            stage["llm"] = {k: v for k, v in stage["llm"].items() if k not in ("rate_limit_wait", "in_flight")}
+            stage["llm"] = {
+                k: v for k, v in stage["llm"].items() if k not in ("rate_limit_wait", "in_flight")
+            }
         out["stages"].append(stage)
     return out
 
 
 @pytest.mark.parametrize("name", PIPELINES)
-def test_pipeline_gives_the_same_rows_rejects_and_stats_as_local(name, ray_cluster, cli, tmp_path, monkeypatch):
+def test_pipeline_gives_the_same_rows_rejects_and_stats_as_local(
+    name, ray_cluster, cli, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
+    if name in ("pretrain_filter", "text_clean"):  # exact and MinHash dedup: on the cluster, not the driver
+        monkeypatch.setenv("DATAFLOW_RAY_SHUFFLE_MIN_ROWS", "0")
     folder = tmp_path / name
     shutil.copytree(REPO / "pipelines" / name, folder, ignore=shutil.ignore_patterns("out"))
     spec = folder / "pipeline.yaml"
@@ -132,7 +138,10 @@ def test_pipeline_gives_the_same_rows_rejects_and_stats_as_local(name, ray_clust
         shutil.move(folder / "out", tmp_path / f"out-{executor}")
         results[executor] = (stats, _outputs(tmp_path / f"out-{executor}"))
     (local_stats, local_rows), (ray_stats, ray_rows) = results["local"], results["ray"]
-    assert local_rows and sum(map(len, local_rows.values())) == local_stats["rows_written"] + local_stats["rows_rejected"]
+    assert (
+        local_rows
+        and sum(map(len, local_rows.values())) == local_stats["rows_written"] + local_stats["rows_rejected"]
+    )
     assert ray_rows == local_rows
     assert _comparable(ray_stats) == _comparable(local_stats)
 
@@ -176,7 +185,9 @@ def _kill_setup(tmp_path: Path, base_url: str, executor: str, checkpoints: str |
     spec = tmp_path / f"{name}.yaml"
     chosen = f'executor: {{type: ray, checkpoint_dir: "{checkpoints}"}}' if executor == "ray" else ""
     spec.write_text(
-        KILL_SPEC.format(input=source, output=tmp_path / f"{name}.parquet", executor=chosen, base_url=base_url)
+        KILL_SPEC.format(
+            input=source, output=tmp_path / f"{name}.parquet", executor=chosen, base_url=base_url
+        )
     )
     return spec
 
@@ -317,4 +328,35 @@ def test_missing_ray_is_one_line_with_the_install_command(tmp_path):
     assert done.returncode == 2
     assert "pip install 'dataflow-cli[ray]'" in done.stderr
     assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_fatal_llm_error_in_a_worker_is_one_clear_message(
+    ray_cluster, openai_server_factory, cli, tmp_path, monkeypatch
+):
+    """A wrong API key fails the run from inside an LLM actor: the user sees the engine's own
+    message (exit 1), not Ray's task traceback, and no output file."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATAFLOW_TEST_KEY", "sk-wrong")
+    monkeypatch.setenv("DATAFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    server = openai_server_factory(latency=0.0, require_api_key="sk-right")
+    write_jsonl(tmp_path / "in.jsonl", [{"topic": f"topic {i}"} for i in range(4)])
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"""version: 1
+name: ray_auth
+input: {{path: in.jsonl}}
+output: {{path: out.jsonl}}
+backends:
+  default: {{provider: openai, model: m, api_base: {server.base_url}, api_key_env: DATAFLOW_TEST_KEY}}
+stages:
+  - name: answer
+    op: prompted_generator
+    params: {{template: "About {{{{ topic }}}}"}}
+    outputs: {{text: answer}}
+"""
+    )
+    result = cli("run", spec, "--executor", "ray", "--address", ray_cluster, "--quiet", expect=1)
+    assert "backend `default`" in result.stderr and "Traceback" not in result.stderr
+    assert "sk-wrong" not in result.stderr
     assert not (tmp_path / "out.jsonl").exists()
