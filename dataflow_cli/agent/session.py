@@ -306,7 +306,7 @@ def _steps(options: AgentOptions, choice: Any, model: Any, trace: Trace, result:
                     draft,
                     spec_path,
                     model,
-                    max_rounds=1,
+                    max_rounds=2,  # the surprise's fix, then what it breaks (a removed stage's columns)
                     extra_issues=dry.surprises,
                     pipeline_backend=choice.pipeline.get("default"),
                     log=log,

@@ -6,9 +6,10 @@ output writing, rejects merge, accounting check, stats and manifest are the loca
 * Input: the driver reads the files with the local readers, so batches, schema, errors and row
   ids `_id` are exactly the local ones; each batch becomes one block of a Ray dataset, tagged
   with its batch index (`BATCH`), which keys the checkpoints.
-* Row-local stages: consecutive stages without an LLM run as one `map_batches` over an
-  autoscaling actor pool; each LLM stage gets a pool sized from its backend's `max_concurrency`
-  (see `ray_workers.StageRunner`). Workers checkpoint each (stage, batch) delta to the shared
+* Row-local stages: consecutive stages without an LLM run as one `map_batches` of Ray tasks
+  whose worker processes build the stages once and keep them for the run (actor pools would be
+  started anew for every pass; `DATAFLOW_RAY_CPU_ACTORS=1` uses them anyway); each LLM stage
+  gets an actor pool sized from its backend's `max_concurrency` (see `ray_workers.StageRunner`). Workers checkpoint each (stage, batch) delta to the shared
   store and write the rows they reject there too.
 * Global stages: a pre-pass over the upstream, as locally; exact and MinHash dedup are computed
   on the cluster (`ray_dedup.py`), any other global operator gets the projected batches on the
@@ -111,12 +112,27 @@ class RayExecutor(Executor):
         try:
             return super().run()
         except Exception as exc:
-            error = _user_error(exc)
+            error = self._worker_error() or _user_error(exc)
             if error is exc:
                 raise
             raise error from None
         finally:
             self._disconnect()
+
+    def _worker_error(self) -> DataflowError | None:
+        """The user error a worker stopped on (see `StageRunner.__call__`), if any."""
+        if getattr(self, "tally", None) is None or not self.ray.is_initialized():
+            return None
+        try:
+            failure = self.ray.get(self.tally.failure.remote(), timeout=10)
+        except Exception:  # noqa: BLE001 - the cluster itself is gone: report the original error
+            return None
+        if failure is None:
+            return None
+        reason, hint, location, exit_code = failure
+        error = DataflowError(reason, hint=hint, location=location)
+        error.exit_code = exit_code
+        return error
 
     # Cluster --------------------------------------------------------------------------
     def _connect(self) -> None:

@@ -131,6 +131,17 @@ class StageRunner:
             stage.operator.bind(LLMClient(self.engine, stage.backend_name, stats, policy, stage.name))
 
     def __call__(self, table: pa.Table) -> pa.Table:
+        from dataflow_cli.errors import DataflowError
+
+        try:
+            return self._call(table)
+        except DataflowError as exc:
+            # Ray hands the driver a task error wrapping a traceback: the user's message goes
+            # to the tally, from where the driver raises it as the local executor would.
+            ray.get(self.tally.fail.remote(exc.reason, exc.hint, exc.location, exc.exit_code))
+            raise
+
+    def _call(self, table: pa.Table) -> pa.Table:
         if table.num_rows == 0:
             return table
         outputs: list[pa.Table] = []
@@ -228,6 +239,14 @@ class Tally:
     def __init__(self) -> None:
         self.records: dict[tuple[str, int, int], dict[str, Any]] = {}
         self.llm: dict[tuple[str, str], dict[str, Any]] = {}
+        self.error: tuple[str, str | None, str | None, int] | None = None
+
+    def fail(self, reason: str, hint: str | None, location: str | None, exit_code: int) -> None:
+        if self.error is None:  # the first one: later ones are usually its consequences
+            self.error = (reason, hint, location, exit_code)
+
+    def failure(self) -> tuple[str, str | None, str | None, int] | None:
+        return self.error
 
     def add(self, phase: str, records: list[dict[str, Any]], llm: dict[str, dict[str, Any]]) -> None:
         for record in records:

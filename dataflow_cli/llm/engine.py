@@ -164,7 +164,8 @@ class LLMEngine:
         self._stores = 0  # answers written to the cache so far (see `_answer_misses`)
         # Answers waiting for the commit at the start of the next loop step (see `_store_later`).
         self._unstored: list[tuple[_Backend, str, Completion]] = []
-        self._committed: asyncio.Future | None = None
+        self._groups = 0  # commit groups started; the last `_flushed` of them are committed
+        self._flushed = 0
         self._tasks: set[asyncio.Task] = set()
         # Semaphores, buckets and events must be created on the loop that uses them.
         self._backends: dict[str, _Backend] = self._on_loop(self._make_backends(backends))
@@ -378,7 +379,11 @@ class LLMEngine:
         elif isinstance(outcome, Completion) and job.store:
             # The slot stays taken until the answer is committed, so at any moment at most
             # `max_concurrency` answers would be lost to a crash.
-            await self._store_later(state, job.key, outcome)
+            group = self._store_later(state, job.key, outcome)
+            while self._flushed < group:
+                # One yield: the flush was scheduled before this task's next step, so it has
+                # run when the task resumes (a future would cost one more loop step).
+                await asyncio.sleep(0)
         else:
             _publish(state, job.key, outcome)
 
@@ -391,27 +396,26 @@ class LLMEngine:
         state.queue.appendleft(job)  # ahead of newer requests: its batch is older
         self._pump(state)
 
-    def _store_later(self, state: _Backend, key: str, answer: Completion) -> asyncio.Future:
+    def _store_later(self, state: _Backend, key: str, answer: Completion) -> int:
         """Queue an answer for the cache; it is published once committed. The answers of one
-        loop step share one transaction (a commit per answer costs ~50 us of CPU)."""
-        self._unstored.append((state, key, answer))
-        if self._committed is None:
-            self._committed = self.loop.create_future()
+        loop step share one transaction (a commit per answer costs ~50 us of CPU). Returns the
+        commit group, committed once `_flushed` reaches it."""
+        if not self._unstored:
+            self._groups += 1
             self.loop.call_soon(self._flush)
-        return self._committed
+        self._unstored.append((state, key, answer))
+        return self._groups
 
     def _flush(self) -> None:
         """Commit the queued answers, then publish them: an answer leaves flight only once it
         is in the cache (see `_answer_misses`)."""
         items, self._unstored = self._unstored, []
-        committed, self._committed = self._committed, None
         try:
             self._put([(key, state.identity, answer) for state, key, answer in items])
         finally:
+            self._flushed = self._groups
             for state, key, answer in items:
                 _publish(state, key, answer)
-            if committed is not None and not committed.done():
-                committed.set_result(None)
 
     async def _own_batch(self, state, todo: dict[str, Request], stats, policy, stage, use_cache) -> None:
         keys = list(todo)

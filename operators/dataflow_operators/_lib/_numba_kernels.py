@@ -62,8 +62,8 @@ def word_token_hashes(data, offsets, table, base, length_key):
         length = 0
         while i < end:
             c = data[i]
-            if c < 0x80:
-                width = 1
+            if c < 0x80 or i + (2 if c < 0xE0 else (3 if c < 0xF0 else 4)) > end:
+                width = 1  # ASCII, or a sequence cut off by the row's end: nothing past it is read
                 code = np.int64(c)
             elif c < 0xE0:
                 width = 2
@@ -135,12 +135,14 @@ def shingle_hashes(token_hashes, token_offsets, tokens, ngram, position_keys, le
 
 @jit
 def decode_utf8(data, lo, hi, out):
-    """Code points of the valid UTF-8 bytes data[lo:hi] into `out`; returns how many."""
+    """Code points of the valid UTF-8 bytes data[lo:hi] into `out`; returns how many. (Arrow
+    validates strings; a sequence cut off by `hi` is read as one code point per byte, so nothing
+    past `hi` is ever read.)"""
     count = 0
     i = lo
     while i < hi:
         c = np.int64(data[i])
-        if c < 0x80:
+        if c < 0x80 or i + (2 if c < 0xE0 else (3 if c < 0xF0 else 4)) > hi:
             code = c
             width = 1
         elif c < 0xE0:
@@ -164,11 +166,13 @@ def decode_utf8(data, lo, hi, out):
 
 
 @jit
-def _repeats(cps, length, n, base, top_power, mix, keys, counts, used):
+def _repeats(cps, length, n, base, power_n, mix, keys, seen, used, prefix):
     # Windows of n code points of cps[:length] whose polynomial hash (sum of s[i+j] *
     # base**(n-1-j) mod 2**64, the hash of `ngrams.window_hashes`) occurs more than once, counted
-    # with an open-addressing table: the first 2**bits slots of `keys`/`counts` (sized for this
-    # row, so a short row's table stays in the cache), left cleared for the next row.
+    # with an open-addressing table: the first 2**bits slots of `keys`/`seen` (sized for this
+    # row, so a short row's table stays in the cache), left cleared for the next row; `seen`
+    # holds 0 (free), 1 (seen once) or 2 (repeated). A window's hash is prefix[i+n] - prefix[i] *
+    # base**n: one multiply per window, none of them chained.
     windows = length - n + 1
     if windows < 2:
         return 0
@@ -178,31 +182,35 @@ def _repeats(cps, length, n, base, top_power, mix, keys, counts, used):
     size = 1 << bits
     shift = u64(64 - bits)
     h = u64(0)
-    for j in range(n):
+    prefix[0] = h
+    for j in range(length):
         h = h * base + u64(cps[j])
+        prefix[j + 1] = h
     filled = 0
+    repeated = 0
     for i in range(windows):
-        if i:
-            h = (h - u64(cps[i - 1]) * top_power) * base + u64(cps[i + n - 1])
+        h = prefix[i + n] - prefix[i] * power_n
         slot = (h * mix) >> shift
-        while counts[slot] and keys[slot] != h:
+        while seen[slot] and keys[slot] != h:
             slot = (slot + u64(1)) & u64(size - 1)
-        if counts[slot] == 0:
+        state = seen[slot]
+        if state == 0:
             keys[slot] = h
+            seen[slot] = 1
             used[filled] = slot
             filled += 1
-        counts[slot] += 1
-    repeated = 0
+        elif state == 1:
+            repeated += 2  # the first occurrence counts too
+            seen[slot] = 2
+        else:
+            repeated += 1
     for t in range(filled):
-        c = counts[used[t]]
-        if c > 1:
-            repeated += c
-        counts[used[t]] = 0
+        seen[used[t]] = 0
     return repeated
 
 
 @jit
-def repeated_windows_utf8(data, offsets, n, base, top_power, mix):
+def repeated_windows_utf8(data, offsets, n, base, power_n, mix):
     """Per row of UTF-8 text: windows of n code points whose n-gram occurs more than once."""
     rows = len(offsets) - 1
     out = np.zeros(rows, np.int64)
@@ -215,12 +223,13 @@ def repeated_windows_utf8(data, offsets, n, base, top_power, mix):
     while size < 2 * longest:
         size *= 2
     keys = np.zeros(size, np.uint64)
-    counts = np.zeros(size, np.int32)
+    seen = np.zeros(size, np.uint8)
     used = np.empty(longest, np.int64)
     cps = np.empty(longest, np.uint32)
+    prefix = np.empty(longest + 1, np.uint64)
     for r in range(rows):
         length = decode_utf8(data, offsets[r], offsets[r + 1], cps)
-        out[r] = _repeats(cps, length, n, base, top_power, mix, keys, counts, used)
+        out[r] = _repeats(cps, length, n, base, power_n, mix, keys, seen, used, prefix)
     return out
 
 
@@ -241,7 +250,7 @@ def utf8_class_counts(data, offsets, table, n_classes, other, mark, vs_first, vs
                 out[r, table[c]] += 1
                 i += 1
                 continue
-            width = 2 if c < 0xE0 else (3 if c < 0xF0 else 4)
+            width = min(2 if c < 0xE0 else (3 if c < 0xF0 else 4), end - i)
             decode_utf8(data, i, i + width, cps)
             code = np.int64(cps[0])
             if code < limit:

@@ -204,7 +204,7 @@ def repeated_fraction_utf8(data: np.ndarray, byte_offsets: np.ndarray, char_offs
     compiled = kernels()
     if compiled is None:
         return None
-    dups = compiled["repeated_windows_utf8"](data, byte_offsets, n, _BASE, _power(n - 1), _MIX)
+    dups = compiled["repeated_windows_utf8"](data, byte_offsets, n, _BASE, _power(n), _MIX)
     return ratio(dups, window_counts(char_offsets, n))
 
 
