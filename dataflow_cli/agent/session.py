@@ -215,8 +215,16 @@ def _steps(options: AgentOptions, choice: Any, model: Any, trace: Trace, result:
     with Timer() as t:
         from dataflow_cli.agent import retrieve
 
-        floor = getattr(retrieve, "READY_MIN_SCORE", 0.0)  # below it a ready pipeline is a poor start
-        pipelines = [h for h in retrieve_pipelines(request, k=3) if h.score >= floor]
+        # `ready_pipeline` decides whether any ready pipeline fits at all (e.g. none does for LLM
+        # work no pipeline contains); when one does, the runners-up above the floor follow it.
+        ready = retrieve.ready_pipeline(request)
+        pipelines = []
+        if ready is not None:
+            pipelines = [ready] + [
+                h
+                for h in retrieve_pipelines(request, k=3)
+                if h.score >= retrieve.READY_MIN_SCORE and h.name != ready.name
+            ]
         per_goal = {
             g.text: [
                 h.__dict__ for h in retrieve_operators(g.text, k=5, kinds=plan.KINDS_FOR.get(g.kind) or None)

@@ -155,6 +155,11 @@ class DocumentChunkGenerator(Generator):
             if text is None:
                 failed[i] = errors[i] or "no text"
                 continue
+            if not _valid_spans(spans):
+                # A column bound to `pages` that is not the documents reader's spans (e.g. page
+                # labels as text) must not crash the run: the row says what was wrong.
+                failed[i] = "`pages` is not a list of {start, page} spans"
+                continue
             chunks = self.chunks(text)
             starts = [span["start"] for span in spans or []]
             numbers = [span["page"] for span in spans or []]
@@ -264,3 +269,14 @@ def _page_at(starts: list[int], numbers: list[int], offset: int) -> int | None:
         return None
     index = bisect_right(starts, offset) - 1
     return numbers[max(index, 0)]
+
+
+def _valid_spans(spans: Any) -> bool:
+    if spans is None:
+        return True
+    if not isinstance(spans, list | tuple):
+        return False
+    return all(
+        isinstance(span, dict) and isinstance(span.get("start"), int) and isinstance(span.get("page"), int)
+        for span in spans
+    )

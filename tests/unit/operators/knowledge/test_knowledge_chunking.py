@@ -133,6 +133,14 @@ def test_page_ranges_come_from_the_page_spans():
     ]
 
 
+def test_pages_bound_to_a_column_that_is_not_page_spans_rejects_the_row_instead_of_crashing():
+    pages = pa.array(["p. 1-3", None], pa.string())
+    op = chunker(max_size=50, overlap=0, inputs={"pages": "pages"})
+    rows, source, failed = run(op, ["# A\n\none.", "# B\n\ntwo."], pages=pages)
+    assert failed == ["`pages` is not a list of {start, page} spans", None]
+    assert source == [1] and rows[0]["chunk"] == "two." and rows[0]["page_start"] is None
+
+
 def test_tokens_are_counted_with_the_shipped_tokenizer():
     pytest.importorskip("tokenizers", reason="the `documents` extra")
     op = chunker(unit="tokens", max_size=40, overlap=8)
