@@ -65,6 +65,10 @@ def run(
             address=chosen.get("address"), checkpoint_dir=chosen.get("checkpoint_dir"),
         )  # fmt: skip
     elif chosen["type"] == "local":
+        ignored = [key for key in ("address", "checkpoint_dir") if chosen.get(key)]
+        if ignored and not quiet:
+            # Said out loud: a user who set a shared checkpoint location expects it to be used.
+            console().print(f"note: {' and '.join(ignored)} apply only to --executor ray; ignored here")
         executor = Executor(
             loaded, directory, fresh=fresh, progress=progress, workers=workers, processes=processes
         )

@@ -229,3 +229,13 @@ def test_unwritable_run_directory_is_a_clear_error(tmp_path, cli, monkeypatch):
     result = cli("run", _spec(tmp_path, "in.jsonl"), "--run-dir", tmp_path / "blocker" / "run", expect=1)
     assert "cannot write the run directory" in result.stderr and "--run-dir" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_ray_only_settings_are_reported_as_ignored_by_the_local_executor(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "in.jsonl", [{"text": "one two"}])
+    spec = _spec(tmp_path, "in.jsonl")
+    spec.write_text(spec.read_text() + "executor: {type: ray, checkpoint_dir: file:///tmp/shared}\n")
+    result = cli("run", spec, "--executor", "local")
+    assert "checkpoint_dir apply only to --executor ray; ignored here" in result.stderr
+    assert len(read_jsonl(tmp_path / "out" / "o.jsonl")) == 1
