@@ -33,7 +33,7 @@ def render(text: str, variables: dict) -> str:
     template = compile_template(text)
     context = template.new_context({**_globals(template), **variables}, shared=True)
     try:
-        return template.environment.concat(template.root_render_func(context))  # type: ignore[attr-defined]
+        return template.environment.concat(template.root_render_func(context))
     except Exception:
         template.environment.handle_exception()
         raise  # not reached: handle_exception re-raises with the template's traceback

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
@@ -39,7 +40,7 @@ def _print_table(result: dict) -> None:
         title=f"estimate for {result['input_rows']:,} input rows (sample of {result['sample_rows']}, seed {result['seed']})",
         title_justify="left",
     )
-    for name, justify in [
+    columns: list[tuple[str, Literal["left", "right"]]] = [
         ("stage", "left"),
         ("keep", "right"),
         ("rows in", "right"),
@@ -48,7 +49,8 @@ def _print_table(result: dict) -> None:
         ("tokens out", "right"),
         ("cost", "right"),
         ("price /Mtok in/out", "left"),
-    ]:
+    ]
+    for name, justify in columns:
         table.add_column(name, justify=justify, no_wrap=True)
     for s in result["stages"]:
         p = s["projected"]

@@ -198,6 +198,9 @@ def run_sample(spec: Spec, table: pa.Table) -> tuple[list[StageSample], dict[str
             samples.append(sample)
             if stage.operator.uses_llm and engine is not None:
                 from dataflow_cli.llm.engine import LLMStats, Policy
+                from dataflow_cli.llm.operator import LLMOperator
+
+                assert isinstance(stage.operator, LLMOperator) and stage.backend_name is not None
 
                 sample.usage = Usage()
                 policy = Policy(on_error="reject", max_error_rate=1.0, on_truncated=stage.on_truncated)
@@ -239,6 +242,7 @@ def _start_engine(spec: Spec):
 
     backends: dict[str, Any] = {}
     for stage in llm_stages:
+        assert stage.backend_name is not None  # validation gives every LLM stage a backend
         if stage.backend_name not in backends:
             cls, config = spec.backends[stage.backend_name]
             backends[stage.backend_name] = cls(config)
@@ -279,6 +283,7 @@ def project(spec: Spec, total: int, samples: list[StageSample], backends: dict[s
             )
         usage = sample.usage
         if usage is not None:
+            assert stage.backend_name is not None
             backend = backends[stage.backend_name]
             price: Price | None = backend.price
             batch = stage.mode == "batch"
@@ -366,7 +371,7 @@ def _wall_time(config: Any, b: dict[str, float]) -> dict[str, Any]:
         bounds["rpm"] = b["requests"] / config.rpm * 60
     if config.tpm:
         bounds["tpm"] = b["tokens"] / config.tpm * 60
-    bound = max(bounds, key=bounds.get) if bounds else None
+    bound = max(bounds, key=lambda name: bounds[name]) if bounds else None
     return {
         "requests": round(b["requests"]),
         "tokens": round(b["tokens"]),

@@ -39,7 +39,7 @@ class Price(BaseModel):
     )
     source: str = Field("spec", exclude=True, description="Where the price came from (spec or litellm).")
 
-    def cost(self, prompt_tokens: int, completion_tokens: int, *, batch: bool = False) -> float:
+    def cost(self, prompt_tokens: float, completion_tokens: float, *, batch: bool = False) -> float:
         inp, out = self.rates(batch)
         return (prompt_tokens * inp + completion_tokens * out) / 1e6
 
@@ -104,7 +104,7 @@ def resolve_price(config: Any) -> Price | None:
     price = getattr(config, "price", None)
     if price is not None:
         return price
-    if getattr(config, "provider", None) in PRICED_PROVIDERS and getattr(config, "model", ""):
+    if getattr(config, "provider", None) in PRICED_PROVIDERS and getattr(config, "model", None):
         return map_price(config.model)
     return None
 

@@ -123,8 +123,9 @@ class BatchClient(LLMClient):
             raise stop  # a cap was reached: what was admitted is answered and cached, the rest waits
         for key in todo:
             answers.setdefault(key, LLMError("server", "the batch job did not include this request"))
-            if isinstance(answers[key], LLMError):
-                answers[key] = self.engine._failed(answers[key], self.stats, self.policy, self.stage)
+            answer = answers[key]
+            if isinstance(answer, LLMError):
+                answers[key] = self.engine._failed(answer, self.stats, self.policy, self.stage)
         return answers
 
     def _collect(self, job: dict[str, Any], todo: dict[str, Request]) -> dict[str, Completion | LLMError]:
@@ -367,9 +368,9 @@ def _line_answer(item: dict[str, Any]) -> Completion | LLMError:
     error = item.get("error")
     if isinstance(error, dict) and error:
         return LLMError("batch_error", str(error.get("message") or error.get("code") or "error")[:300])
-    response = item.get("response") if isinstance(item.get("response"), dict) else {}
+    response: dict[str, Any] = item["response"] if isinstance(item.get("response"), dict) else {}
     status = response.get("status_code")
-    body = response.get("body") if isinstance(response.get("body"), dict) else {}
+    body: dict[str, Any] = response["body"] if isinstance(response.get("body"), dict) else {}
     if status != 200:
         message = (body.get("error") or {}).get("message") if isinstance(body.get("error"), dict) else None
         return LLMError.from_status(int(status or 500), str(message or f"HTTP {status}")[:300])

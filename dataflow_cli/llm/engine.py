@@ -244,7 +244,11 @@ class LLMEngine:
             try:
                 hits = self.cache.get_many(list(owned))
             except BaseException as exc:
-                self._on_loop(self._settle(state, dict.fromkeys(owned), exc))
+                # Futures belong to the loop: settle them there, and wait until that is done.
+                async def settle(error: BaseException = exc) -> None:
+                    self._settle(state, dict.fromkeys(owned), error)
+
+                self._on_loop(settle())
                 raise
         first: dict[str, Request] = {}
         for request, key in zip(requests, keys, strict=True):
