@@ -215,16 +215,11 @@ def _steps(options: AgentOptions, choice: Any, model: Any, trace: Trace, result:
     with Timer() as t:
         from dataflow_cli.agent import retrieve
 
-        # `ready_pipeline` decides whether any ready pipeline fits at all (e.g. none does for LLM
-        # work no pipeline contains); when one does, the runners-up above the floor follow it.
+        # `ready_pipeline` decides whether a ready pipeline fits at all (none does, e.g., for LLM
+        # work no pipeline contains) and which: its measured top-1 choice is the only one offered,
+        # since a small model saying "yes" to a runner-up is how a wrong pipeline gets reused.
         ready = retrieve.ready_pipeline(request)
-        pipelines = []
-        if ready is not None:
-            pipelines = [ready] + [
-                h
-                for h in retrieve_pipelines(request, k=3)
-                if h.score >= retrieve.READY_MIN_SCORE and h.name != ready.name
-            ]
+        pipelines = [ready] if ready is not None else []
         per_goal = {
             g.text: [
                 h.__dict__ for h in retrieve_operators(g.text, k=5, kinds=plan.KINDS_FOR.get(g.kind) or None)
