@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dataflow_cli import redact
+from dataflow_cli.engine import memory
 from dataflow_cli.engine.checkpoint import RunDir, write_scratch_parquet
 from dataflow_cli.engine.delta import DETAIL, FAILED, RAW, REASON, REASON_KEY, apply_delta, make_delta
 from dataflow_cli.engine.fingerprint import fingerprints
@@ -169,6 +170,7 @@ class Executor:
         )
         try:
             claim.acquire()
+            memory.configure()  # low retained memory: see engine/memory.py
             self._process(started)
         except GateFailure:
             self._fill_profiles()
@@ -210,6 +212,7 @@ class Executor:
                 for k, stage in enumerate(self.stages):
                     if stage.is_global:
                         self._global_prepass(k, stage)
+                        memory.release()  # the global operator's state is freed by now
                 self._main_pass(output, started)
                 self.gates.at_end(self.stats)  # a failed `fail` gate: neither output nor rejects
                 self._merge_rejects()
