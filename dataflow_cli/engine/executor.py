@@ -135,7 +135,9 @@ class Executor:
         # keep every worker busy.
         self.pools = StagePools(spec.stages, processes)
         if self.pools.may_pool:
-            self.workers = max(self.workers, self.pools.size)
+            # Twice the pool: while a thread does its batch's main-process part (delta, checkpoint),
+            # another batch is already queued for the worker it freed, so no worker waits.
+            self.workers = max(self.workers, 2 * self.pools.size)
         self._lock = threading.Lock()
         self._computed_this_run: set[tuple[int, int]] = set()  # (stage, batch) shards written now
         self._input_columns: set[str] = set()  # columns of the input itself (a user's own `_id`)

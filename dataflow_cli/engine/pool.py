@@ -120,6 +120,10 @@ def _init_worker(declarations: list[StageDeclaration], sys_path: list[str]) -> N
         _operators[declaration.index] = declaration.build()
 
 
+def _warm_worker() -> None:
+    """Nothing: submitted once per worker so the pool starts them before the first real batch."""
+
+
 def _run_in_worker(index: int, payload: Any) -> bytes:
     from dataflow_cli.operator import Batch
 
@@ -146,6 +150,7 @@ class StagePools:
             self.mode[k] = self._initial_mode(stage)
         self._lock = threading.Lock()
         self._deciding: set[int] = set()
+        self._decided = {k: threading.Event() for k in self.mode}
         self._pool: ProcessPoolExecutor | None = None
         self._closed = False
         self.used = False  # a pool was started during the run
@@ -183,15 +188,28 @@ class StagePools:
                 measuring = k not in self._deciding and self.mode[k] is None
                 if measuring:
                     self._deciding.add(k)
-            if measuring or self.mode[k] is None:
-                return self._measure(k, batch) if measuring else stage.operator.process(batch)
+            if measuring:
+                return self._measure(k, batch)
+            # Other batches wait for the decision rather than run in-process beside the measured
+            # one: under the GIL they would only slow it down and keep the pool idle afterwards.
+            self._decided[k].wait()
+            if self.mode[k] == 1:
+                return stage.operator.process(batch)
         return self._submit(k, batch)
 
     def _measure(self, k: int, batch: Any) -> Any:
         """Run the batch in-process, timing it and the cost of shipping it; decide `auto`."""
         stage = self.stages[k]
+        # Workers start (spawn, imports, operators built) while the first batch is measured, so a
+        # pool that pays is ready when the decision is made; one that does not is shut down.
+        self._warm_pool()
         t0 = time.perf_counter()
-        result = stage.operator.process(batch)
+        try:
+            result = stage.operator.process(batch)
+        except BaseException:
+            self.mode[k] = 1  # the error is the operator's: batches waiting run (and fail) in-process
+            self._decided[k].set()
+            raise
         compute = time.perf_counter() - t0
         t1 = time.perf_counter()
         payload = to_ipc(_needed(stage, batch.table))
@@ -201,6 +219,9 @@ class StagePools:
         ship = 2 * (time.perf_counter() - t1)  # both ends serialize and deserialize
         pays = compute >= AUTO_MIN_SECONDS and ship <= AUTO_MAX_SHIP_SHARE * compute
         self.mode[k] = self.processes if pays else 1
+        self._decided[k].set()
+        if not self.may_pool:
+            self._shutdown_pool()
         log.info(
             "stage `%s`: first batch %.3f s in-process, shipping %.3f s: %s",
             stage.name,
@@ -238,6 +259,21 @@ class StagePools:
                 )
                 self.used = True
             return self._pool
+
+    def _warm_pool(self) -> None:
+        try:
+            pool = self._ensure_pool()
+            for _ in range(self.size):
+                pool.submit(_warm_worker)  # one submit per worker: each starts a process
+        except RuntimeError:
+            pass  # closed: the run is ending
+
+    def _shutdown_pool(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+            self.used = False  # it only warmed up: no stage runs in it
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         with self._lock:
