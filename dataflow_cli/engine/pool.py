@@ -11,8 +11,9 @@ threads take turns on one core. Such a stage can run in a pool of worker process
 - `auto` pools only operators that declare `cpu_bound = True`, and only when it pays: the first
   batch runs in-process while it is timed together with the cost of shipping it (Arrow IPC out,
   the result back); the stage moves to the pool when that batch took at least
-  `AUTO_MIN_SECONDS` and shipping costs under `AUTO_MAX_SHIP_SHARE` of it. The decision is
-  logged (run.log).
+  `AUTO_MIN_SECONDS` and shipping costs under `AUTO_MAX_SHIP_SHARE` of it. The workers start
+  meanwhile (and stop if no stage uses them); the stage's other batches wait for the decision.
+  The decision is logged (run.log).
 - LLM and global stages never run in a pool (validation rejects `processes: N > 1` there).
 
 Each worker process rebuilds the pooled operators once, from their declaration (registry name,
