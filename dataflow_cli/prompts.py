@@ -34,7 +34,7 @@ def render(text: str, variables: dict) -> str:
     context = template.new_context({**_globals(template), **variables}, shared=True)
     try:
         return template.environment.concat(template.root_render_func(context))
-    except Exception:
+    except Exception:  # any render error: Jinja rewrites it to point at the template's line
         template.environment.handle_exception()
         raise  # not reached: handle_exception re-raises with the template's traceback
 

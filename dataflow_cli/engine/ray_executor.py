@@ -90,7 +90,7 @@ class RayExecutor(Executor):
                 "budgets (`budget:`, --max-usd/--max-tokens/--max-requests) are not enforced on Ray yet",
                 hint="run with --executor local, or drop the budget",
             )
-        batch_mode = [s.name for s in spec.stages if getattr(s, "mode", "online") == "batch"]
+        batch_mode = [s.name for s in spec.stages if s.mode == "batch"]
         if batch_mode:
             raise SpecError(
                 f"stage `{batch_mode[0]}` uses `mode: batch`, which the Ray executor does not run yet",
