@@ -17,11 +17,14 @@ Three processes per measurement, so each one's CPU time is its own:
   coroutines pulling rows from one iterator, then the answers written as Parquet;
 - the engine (`--worker engine`): `load_spec` + `Executor.run()`, exactly what `dataflow run
   --fresh` does, on a `prompted_generator` stage with an `openai` backend, request cache on.
+  Above 64 requests in flight that backend makes its HTTP calls in helper processes (one per
+  64, at most one per core: `llm/backends/http_process.py`), started within the measured run.
 
 Per run: rows/s over the measured section, and client CPU per request (`time.process_time()`
-of the client process over that section, i.e. user + system time of every thread; interpreter
-start-up, imports and first-use costs are excluded for both clients by a 20-row warm-up run in
-the same process first). Runs alternate bare, engine, bare, engine, ... so both see the same
+of the client process over that section, i.e. user + system time of every thread, plus the
+CPU time of child processes that ended in it: the engine's HTTP processes, start-up included;
+interpreter start-up, imports and first-use costs of the client process are excluded for both
+clients by a 20-row warm-up run in the same process first). Runs alternate bare, engine, bare, engine, ... so both see the same
 load on a shared machine; the ratio is engine rows/s over the bare client's rows/s, each the
 best of `--repeat` runs. Every output row is checked
 (`text == "echo: " + prompt`). Then the engine reruns its last spec: answered from the
@@ -322,13 +325,18 @@ def worker_main(args: argparse.Namespace) -> None:
         bare_client(args.base_url, [f"warm-up {i}" for i in range(20)], 20, Path(args.output + ".warm-up"))
     topics = [f"topic {i}" for i in range(args.rows)]
     wall, cpu, usage = time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     if args.worker == "bare":
         result = bare_client(args.base_url, topics, args.concurrency[0], Path(args.output))
     else:
         profile = Path(args.profile) if args.profile else None
         result = engine_client(Path(args.spec), Path(args.run_dir), profile)
     result["seconds"] = time.perf_counter() - wall
-    result["cpu"] = time.process_time() - cpu
+    # Child processes (the engine's HTTP process) count too: they are reaped before the run
+    # returns, so their CPU time is in RUSAGE_CHILDREN by now.
+    done = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["child_cpu"] = done.ru_utime + done.ru_stime - children.ru_utime - children.ru_stime
+    result["cpu"] = time.process_time() - cpu + result["child_cpu"]
     result["system_cpu"] = resource.getrusage(resource.RUSAGE_SELF).ru_stime - usage.ru_stime
     print(json.dumps(result))
 

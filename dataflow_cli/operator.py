@@ -107,6 +107,8 @@ class Batch:
     def column(self, name: str) -> pa.Array:
         """The Arrow array bound to logical input `name` (or a physical column name)."""
         col = self.table.column(self.bindings.get(name, name))
+        if getattr(col, "num_chunks", 0) == 1:
+            return col.chunk(0)  # combine_chunks would copy even a single chunk
         return col.combine_chunks() if hasattr(col, "combine_chunks") else col
 
     def values(self, name: str) -> list:
@@ -121,6 +123,10 @@ class Operator:
     kind: ClassVar[str] = ""
     version: ClassVar[str] = "1"  # bump when behaviour changes: it invalidates checkpoints
     scope: ClassVar[str] = "row"  # "row" streams batch by batch; "global" sees every batch
+    # A global operator whose `process_all` yields its result for a batch before it reads the
+    # next one (e.g. exact dedup: the first occurrence in stream order wins). The executor then
+    # runs it inside a later global stage's scan instead of a scan of its own.
+    streaming: ClassVar[bool] = False
     inputs: ClassVar[dict[str, Port]] = {}
     outputs: ClassVar[dict[str, Port]] = {}
     requires: ClassVar[tuple[str, ...]] = ()  # extra pip packages, checked at construction

@@ -173,13 +173,9 @@ def apply_delta(stage: Stage, table: pa.Table, delta: pa.Table) -> tuple[pa.Tabl
         keep = delta.column(KEEP)
         if pc.all(keep).as_py() is not False:
             return table, None
-        rejected = table.filter(pc.invert(keep))
-        reason = pc.filter(delta.column(REASON), pc.invert(keep))
-        detail = pc.filter(delta.column(DETAIL), pc.invert(keep))
-        full_reason = pc.if_else(
-            pc.is_null(detail), reason, pc.binary_join_element_wise(reason, detail, ": ")
-        )
-        return table.filter(keep), _with_reject_columns(rejected, stage.name, full_reason, reason)
+        dropped = pc.invert(keep)
+        reason, detail = pc.filter(delta.column(REASON), dropped), pc.filter(delta.column(DETAIL), dropped)
+        return table.filter(keep), _reject(stage, table.filter(dropped), reason, detail)
 
     if kind == "refine":
         if (delta.schema.metadata or {}).get(FULL_TABLE):
@@ -205,6 +201,104 @@ def apply_delta(stage: Stage, table: pa.Table, delta: pa.Table) -> tuple[pa.Tabl
     for column in delta.column_names:
         table = table.append_column(column, delta.column(column))
     return table, None
+
+
+def _reject(stage: Stage, rejected: pa.Table, reason: Any, detail: Any) -> pa.Table:
+    """A filter's rejected rows with `_stage`, `_reason` ("reason: detail") and `REASON_KEY`."""
+    full_reason = pc.if_else(pc.is_null(detail), reason, pc.binary_join_element_wise(reason, detail, ": "))
+    return _with_reject_columns(rejected, stage.name, full_reason, reason)
+
+
+def composable(stage: Stage, delta: pa.Table) -> bool:
+    """Can `replay` apply this delta: it adds row-aligned columns and/or keeps a subset of rows
+    (evaluate, generate without fan-out, filter), with no per-row failures."""
+    if FAILED in delta.column_names or SOURCE in delta.column_names:
+        return False
+    return stage.operator.kind in ("evaluate", "generate", "filter")
+
+
+class Replayed:
+    """A stage's effect in `replay`: rows in and out, its rejected rows (None if none), and the
+    batch as it left the stage, column by column (`columns`), without building it whole."""
+
+    def __init__(self, rows_in: int, rows_out: int, rejected: pa.Table | None, view: _View) -> None:
+        self.rows_in = rows_in
+        self.rows_out = rows_out
+        self.rejected = rejected
+        self._view = view
+
+    def columns(self, names: list[str]) -> pa.Table:
+        """The columns called `names` (those that exist) of the batch after the stage."""
+        return self._view.table([n for n in names if n in self._view.names])
+
+
+class _View:
+    """A batch as: the table before a run of stages, the columns the run added (each aligned
+    with the rows present when it was added) and the rows still present (positions in the
+    table, ascending; None: all of them)."""
+
+    def __init__(
+        self, table: pa.Table, added: list[tuple[str, Any, np.ndarray | None]], rows: np.ndarray | None
+    ):
+        self.base = table
+        self.added = list(added)
+        self.rows = rows
+        self.names = set(table.column_names) | {name for name, _, _ in added}
+
+    def table(self, only: list[str] | None = None) -> pa.Table:
+        return self.take(self.rows, only)
+
+    def take(self, rows: np.ndarray | None, only: list[str] | None = None) -> pa.Table:
+        """The rows at `rows` (positions in the base table; None: all), in the order a stage by
+        stage replay would give their columns: the base table's, then the added ones."""
+        wanted = None if only is None else set(only)
+        fields, columns = [], []
+        index = None if rows is None else pa.array(rows, pa.int64())
+        for field, column in zip(self.base.schema, self.base.columns, strict=True):
+            if wanted is None or field.name in wanted:
+                fields.append(field)
+                columns.append(column if index is None else column.take(index))
+        for name, column, at in self.added:
+            if wanted is None or name in wanted:
+                fields.append(pa.field(name, column.type))  # as `append_column` names it
+                if rows is None or (at is not None and len(at) == len(rows)):
+                    columns.append(column)  # added when exactly these rows were present
+                else:
+                    local = rows if at is None else np.searchsorted(at, rows)
+                    columns.append(column.take(pa.array(local, pa.int64())))
+        return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=self.base.schema.metadata))
+
+
+def replay(stages: list[Stage], table: pa.Table, deltas: list[pa.Table]) -> tuple[pa.Table, list[Replayed]]:
+    """`apply_delta` over a run of `composable` deltas, with the same result: the batch after
+    the last stage and each stage's `Replayed`. The batch is built once at the end instead of
+    once per filter (a filter copies every column of the rows it keeps); rejected rows are
+    taken from the original batch."""
+    added: list[tuple[str, Any, np.ndarray | None]] = []
+    rows: np.ndarray | None = None
+    out: list[Replayed] = []
+    for stage, delta in zip(stages, deltas, strict=True):
+        rows_in = table.num_rows if rows is None else len(rows)
+        for column in delta.column_names:
+            if column not in (KEEP, REASON, DETAIL):
+                added.append((column, delta.column(column), rows))
+        rejected = None
+        if stage.operator.kind == "filter":
+            keep = delta.column(KEEP).to_numpy()
+            if not keep.all():
+                dropped = np.flatnonzero(~keep)
+                at = dropped if rows is None else rows[dropped]
+                view = _View(table, added, rows)
+                index = pa.array(dropped, pa.int64())
+                reason, detail = pc.take(delta.column(REASON), index), pc.take(delta.column(DETAIL), index)
+                rejected = _reject(stage, view.take(at), reason, detail)
+                rows = np.flatnonzero(keep) if rows is None else rows[keep]
+        out.append(
+            Replayed(
+                rows_in, table.num_rows if rows is None else len(rows), rejected, _View(table, added, rows)
+            )
+        )
+    return _View(table, added, rows).table(), out
 
 
 def _apply_partial(stage: Stage, table: pa.Table, delta: pa.Table) -> tuple[pa.Table, pa.Table | None]:

@@ -7,7 +7,11 @@ recomputing, and a changed stage gets a new fingerprint, so it and everything af
 
 A global stage (e.g. dedup) needs every row before it can decide: it runs first as a pre-pass
 over the upstream batches, projected to the columns it needs, and its per-batch decisions are
-checkpointed; the main pass then treats it like any other stage.
+checkpointed; the main pass then treats it like any other stage. A streaming global stage (its
+verdict on a batch needs only the batches before it, e.g. exact dedup) runs inside the pre-pass
+of a later global stage instead of a pre-pass of its own, so the input is read and the stages
+before it run once for both. Replayed checkpoints of consecutive evaluate/filter stages are
+applied in one step (`delta.replay`): the batch is built once, not copied by every filter.
 
 Accounting invariant, checked at the end of every run:
     rows read + rows added by fan-out == rows written + rows rejected
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
 from collections import Counter, deque
@@ -34,10 +39,10 @@ import pyarrow.parquet as pq
 from dataflow_cli import redact
 from dataflow_cli.engine import memory
 from dataflow_cli.engine.checkpoint import RunDir, write_scratch_parquet
-from dataflow_cli.engine.delta import DETAIL, FAILED, RAW, REASON, REASON_KEY, apply_delta, make_delta
+from dataflow_cli.engine.delta import KEEP, REASON_KEY, apply_delta, composable, make_delta, replay
 from dataflow_cli.engine.fingerprint import fingerprints
 from dataflow_cli.engine.gates import GateFailure, Gates, gate_columns
-from dataflow_cli.engine.pool import StagePools
+from dataflow_cli.engine.pool import StagePools, stage_delta
 from dataflow_cli.engine.profile import StageProfile
 from dataflow_cli.engine.stats import RunStats, StageStats
 from dataflow_cli.io.inputs import iter_batches
@@ -56,7 +61,7 @@ log = logging.getLogger(__name__)
 GLOBAL_DONE = "complete.json"
 # Row ids the engine adds; written to the output only with `output.internal_columns: true`.
 INTERNAL_COLUMNS = ("_id", "_parent_id")
-LLM_BATCHES_IN_FLIGHT = 8
+LLM_BATCHES_IN_FLIGHT = 16
 
 
 class Progress:
@@ -89,23 +94,71 @@ class _BatchResult:
     records: list[_StageRecord]
 
 
-def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[Any]:
-    """`map(fn, items)` on a thread pool, results in input order, at most 2*workers in flight
-    (so memory stays bounded by a few batches)."""
+def ordered_map(
+    fn: Callable[[Any], Any], items: Iterable[Any], workers: int, window: int | None = None
+) -> Iterator[Any]:
+    """`map(fn, items)` on a thread pool, results in input order, at most `window` (default
+    2*workers) in flight (so memory stays bounded by a few batches)."""
     if workers <= 1:
         yield from map(fn, items)
         return
+    window = window or 2 * workers
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dataflow")
     pending: deque = deque()
     try:
         for item in items:
             pending.append(pool.submit(fn, item))
-            if len(pending) >= 2 * workers:
+            if len(pending) >= window:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def prefetched(items: Iterable[Any], depth: int = 1) -> Iterator[Any]:
+    """`items`, produced on a background thread at most `depth` ahead of the consumer: the
+    next input batch is read and decoded while this thread hands out and writes others."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def offer(entry: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        source = iter(items)
+        try:
+            for item in source:
+                if not offer((True, item)):
+                    return
+            offer((True, end))
+        except BaseException as exc:  # handed to the consumer, raised there
+            offer((False, exc))
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    reader = threading.Thread(target=produce, name="dataflow-read", daemon=True)
+    reader.start()
+    try:
+        while True:
+            ok, item = ready.get()
+            if not ok:
+                raise item
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        reader.join()
 
 
 class Executor:
@@ -133,10 +186,12 @@ class Executor:
         self.workers = max(workers, LLM_BATCHES_IN_FLIGHT) if uses_llm else workers
         # Python-heavy row-local stages may run in worker processes; enough batches in flight
         # keep every worker busy.
-        self.pools = StagePools(spec.stages, processes)
+        # Workers write the checkpoints of what they compute: they get the run directory's paths.
+        checkpoints = (run_dir, [s.name for s in self.stages], self.fingerprints)
+        self.pools = StagePools(spec.stages, checkpoints, processes)
         if self.pools.may_pool:
-            # Twice the pool: while a thread does its batch's main-process part (delta, checkpoint),
-            # another batch is already queued for the worker it freed, so no worker waits.
+            # Twice the pool: while a thread does its batch's main-process part (applying deltas,
+            # writing output), another batch is already queued for the worker it freed.
             self.workers = max(self.workers, 2 * self.pools.size)
         self._lock = threading.Lock()
         self._computed_this_run: set[tuple[int, int]] = set()  # (stage, batch) shards written now
@@ -212,7 +267,7 @@ class Executor:
                 self._write_manifest("running")
                 self.progress.start(self.stats)
                 for k, stage in enumerate(self.stages):
-                    if stage.is_global:
+                    if stage.is_global and not self._inline(k):
                         self._global_prepass(k, stage)
                         memory.release()  # the global operator's state is freed by now
                 self._main_pass(output, started)
@@ -337,25 +392,23 @@ class Executor:
 
     # Stage application ----------------------------------------------------------------
     def _advance(
-        self, k: int, i: int, table: pa.Table, record: _StageRecord
+        self, k: int, i: int, table: pa.Table, record: _StageRecord, pooled: tuple | None = None
     ) -> tuple[pa.Table, pa.Table | None]:
-        """Batch `i` through stage `k`: replay its checkpoint or compute and save one."""
+        """Batch `i` through stage `k`: replay its checkpoint or compute and save one. `pooled`
+        is the (delta, seconds) a worker computed and checkpointed already (see `_through`)."""
         stage = self.stages[k]
         record.rows_in = table.num_rows
-        delta = self.run_dir.load_shard(k, i) if table.num_rows or stage.is_global else None
-        if delta is None and table.num_rows == 0 and not stage.is_global:
-            record.rows_out = 0
-            return table, None
-        if delta is None:
-            if stage.is_global:
-                raise RuntimeError(f"missing decision of global stage `{stage.name}` for batch {i}")
-            t0 = time.perf_counter()
-            result = self.pools.process(k, Batch(table, stage.inputs))  # in-process or a worker
-            # Reasons and raw answers may quote a secret (an echoed key): masked before the
-            # checkpoint, the rejects file and the stats see them.
-            delta = redact.redact_columns(make_delta(stage, table, result), (FAILED, RAW, REASON, DETAIL))
-            self.run_dir.save_shard(k, i, delta)
-            record.seconds += time.perf_counter() - t0
+        computed = pooled
+        if computed is None:
+            delta = self.run_dir.load_shard(k, i) if table.num_rows or stage.is_global else None
+            if delta is None and table.num_rows == 0 and not stage.is_global:
+                record.rows_out = 0
+                return table, None
+            if delta is None:
+                computed = self._compute(k, i, table)
+        if computed is not None:
+            delta, seconds = computed
+            record.seconds += seconds
             record.computed = True
             with self._lock:
                 self._computed_this_run.add((k, i))
@@ -371,45 +424,131 @@ class Executor:
         record.columns = self.profiles[k].measure(table)
         return table, rejected
 
+    def _compute(self, k: int, i: int, table: pa.Table) -> tuple[pa.Table, float]:
+        """Stage `k` on batch `i` in this process; its delta is checkpointed."""
+        stage = self.stages[k]
+        if stage.is_global:
+            raise RuntimeError(f"missing decision of global stage `{stage.name}` for batch {i}")
+        t0 = time.perf_counter()
+        result = stage.operator.process(Batch(table, stage.inputs))
+        delta = stage_delta(stage, table, result)  # reasons redacted, as in a worker
+        self.run_dir.save_shard(k, i, delta)
+        return delta, time.perf_counter() - t0
+
     def _through(
-        self, i: int, table: pa.Table, stop: int
+        self, i: int, table: pa.Table, stop: int, start: int = 0
     ) -> tuple[pa.Table, list[pa.Table], list[_StageRecord]]:
         rejected: list[pa.Table] = []
         records: list[_StageRecord] = []
-        for k in range(stop):
-            record = _StageRecord()
-            table, dropped = self._advance(k, i, table, record)
-            records.append(record)
-            if dropped is not None and dropped.num_rows:
-                rejected.append(dropped)
+        k = start
+        while k < stop:
+            # Consecutive pooled stages make one worker trip, which computes and checkpoints each
+            # of them; their deltas are applied here, in order, as replayed ones would be.
+            run = self._pool_run(k, i, table, stop)
+            for pooled in self.pools.run(run, i, table) if run else [None]:
+                record = _StageRecord()
+                table, dropped = self._advance(k, i, table, record, pooled)
+                records.append(record)
+                if dropped is not None and dropped.num_rows:
+                    rejected.append(dropped)
+                k += 1
         return table, rejected, records
 
+    def _pool_run(self, k: int, i: int, table: pa.Table, stop: int) -> list[int]:
+        """The stages from `k` that batch `i` takes to the pool in one trip (none: stage `k` is
+        replayed or runs here). A stage checkpointed for the batch ends the run: it is replayed,
+        never recomputed."""
+        if not table.num_rows or self.pools.decided(k) == 1:
+            return []  # most stages: no pool involved, no file to look for
+        if self._checkpointed(k, i) or not self.pools.goes_to_pool(k, table):
+            return []
+        run = [k]
+        for m in range(k + 1, stop):
+            if not self.pools.pooled(m) or self._checkpointed(m, i):
+                break
+            run.append(m)
+        return run
+
+    def _checkpointed(self, k: int, i: int) -> bool:
+        return self.run_dir.shard_path(k, i).exists()
+
     # Global stages --------------------------------------------------------------------
+    def _done(self, k: int) -> bool:
+        return (self.run_dir.stage_dirs[k] / GLOBAL_DONE).exists()
+
+    def _inline(self, k: int) -> bool:
+        """Is global stage `k` computed inside a later global stage's pre-pass? A streaming one
+        (its verdict on a batch needs only the batches before it) is, when a later global stage
+        scans the stream anyway: one read of the input and one run of the stages before it, not
+        two. Otherwise it gets its own pre-pass."""
+        stage = self.stages[k]
+        if type(self)._global_prepass is not Executor._global_prepass:
+            return False  # an executor with pre-passes of its own (Ray) scans for each stage
+        if not (stage.is_global and stage.operator.streaming) or self._done(k):
+            return False
+        return any(
+            s.is_global and not self._done(m) and not self._inline(m)
+            for m, s in enumerate(self.stages)
+            if m > k
+        )
+
     def _global_prepass(self, k: int, stage: Stage) -> None:
-        marker = self.run_dir.stage_dirs[k] / GLOBAL_DONE
-        if marker.exists():
+        if self._done(k):
             return
         self.progress.phase(f"global stage `{stage.name}`: scanning")
         columns = ["_id", *[c for c in stage.operator.required_columns() if c != "_id"]]
         shapes: list[tuple[int, pa.Schema]] = []
         waited = 0.0  # time spent producing upstream batches, not in the global operator
+        inline = [j for j in range(k) if self._inline(j)]
 
-        def upstream(item: tuple[int, pa.Table]) -> tuple[int, pa.Table]:
-            i, table = item
-            table, _, records = self._through(i, table, k)
-            self._add_seconds(records)
-            return i, table.select(columns)
+        def segment(begin: int, end: int, keep: list[str] | None) -> Callable:
+            def run(item: tuple[int, pa.Table]) -> tuple[int, pa.Table]:
+                i, table = item
+                table, _, replayed, resume = self._replay(i, table, begin, end)
+                table, _, records = self._through(i, table, end, resume)
+                self._add_seconds(replayed + records, begin)
+                return i, table.select(keep) if keep is not None else table
+
+            return run
+
+        def upstream() -> Iterator[tuple[int, pa.Table]]:
+            # Row-local runs of stages on the worker threads, streaming global stages between
+            # them in stream order on this thread. After the last row-local run only the
+            # columns the remaining (global) stages read are kept, so their filters copy little.
+            source = self._input_batches()
+            begin = 0
+            for end in [*inline, k]:
+                rest = [j for j in inline if j >= end]
+                keep = None
+                if all(m in rest or self.stages[m].is_global for m in range(end, k)):
+                    keep = list(
+                        dict.fromkeys([*columns, *(c for j in rest for c in self._global_columns(j))])
+                    )
+                if end > begin:
+                    # One batch fewer in flight than the main pass: a pre-pass's peak is when
+                    # the global operator's state is largest.
+                    window = max(self.workers + 1, 2 * self.workers - 1)
+                    source = ordered_map(segment(begin, end, keep), source, self.workers, window)
+                elif keep is not None:
+                    source = ((i, table.select(keep)) for i, table in source)
+                if end < k:
+                    source = self._stream_global(end, source)
+                begin = end + 1
+            return source
 
         def batches() -> Iterator[Batch]:
             nonlocal waited
-            source = ordered_map(upstream, self._input_batches(), self.workers)
+            source = upstream()
             while True:
                 t = time.perf_counter()
                 item = next(source, None)
                 waited += time.perf_counter() - t
                 if item is None:
+                    # What the scan freed goes back before the operator's final step (e.g.
+                    # MinHash clustering), which is where a pre-pass peaks.
+                    memory.release()
                     return
-                projected = item[1]
+                projected = item[1].select(columns)
                 shapes.append((projected.num_rows, projected.schema))
                 yield Batch(projected, stage.inputs)
 
@@ -427,11 +566,57 @@ class Executor:
                 f"global operator `{stage.op_name}` yielded {count} results for {len(shapes)} batches"
             )
         self.stats.stages[k].seconds += time.perf_counter() - t0 - waited
-        marker.write_text(json.dumps({"batches": count}))
+        (self.run_dir.stage_dirs[k] / GLOBAL_DONE).write_text(json.dumps({"batches": count}))
+
+    def _global_columns(self, k: int) -> list[str]:
+        return ["_id", *self.stages[k].operator.required_columns()]
+
+    def _stream_global(
+        self, k: int, source: Iterator[tuple[int, pa.Table]]
+    ) -> Iterator[tuple[int, pa.Table]]:
+        """Streaming global stage `k` over `source`, in order: each batch's verdict is taken (and
+        checkpointed) as the batch passes, and applied; the stage is marked complete when the
+        stream ends, so a run interrupted before that computes it again from the first batch."""
+        stage = self.stages[k]
+        columns = self._global_columns(k)
+        waiting: deque[Batch] = deque()
+        ended = False
+
+        def feed() -> Iterator[Batch]:
+            while waiting or not ended:
+                if not waiting:
+                    raise RuntimeError(
+                        f"global operator `{stage.op_name}` declares `streaming` but read past a "
+                        "batch before deciding it"
+                    )
+                yield waiting.popleft()
+
+        verdicts = iter(stage.operator.process_all(feed()))
+        count = 0
+        for i, table in source:
+            t0 = time.perf_counter()
+            projected = table.select(list(dict.fromkeys(columns)))
+            waiting.append(Batch(projected, stage.inputs))
+            result = next(verdicts, None)
+            if result is None:
+                raise RuntimeError(f"global operator `{stage.op_name}` yielded no result for batch {i}")
+            placeholder = pa.table({f.name: pa.nulls(projected.num_rows, f.type) for f in projected.schema})
+            delta = make_delta(stage, placeholder, result)
+            self.run_dir.save_shard(k, i, delta)
+            with self._lock:
+                self._computed_this_run.add((k, i))
+            table, _ = apply_delta(stage, table, delta)
+            self.stats.stages[k].seconds += time.perf_counter() - t0
+            count += 1
+            yield i, table
+        ended = True
+        if next(verdicts, None) is not None:
+            raise RuntimeError(f"global operator `{stage.op_name}` yielded more results than {count} batches")
+        (self.run_dir.stage_dirs[k] / GLOBAL_DONE).write_text(json.dumps({"batches": count}))
 
     # Main pass ------------------------------------------------------------------------
     def _main_pass(self, output: TableWriter, started: float) -> None:
-        for result in ordered_map(self._process_batch, self._input_batches(), self.workers):
+        for result in ordered_map(self._process_batch, prefetched(self._input_batches()), self.workers):
             self._account(result)
             if self.budget is not None:  # a killed run's spending carries over to its resume
                 self.budget.save(self.run_dir.root, complete=False)
@@ -455,7 +640,10 @@ class Executor:
     def _process_batch(self, item: tuple[int, pa.Table]) -> _BatchResult:
         i, table = item
         rows_read = table.num_rows
-        table, rejected, records = self._through(i, table, len(self.stages))
+        table, rejected, records, k = self._replay(i, table, 0, len(self.stages))
+        table, more_rejected, more_records = self._through(i, table, len(self.stages), k)
+        rejected += more_rejected
+        records += more_records
         rejected_rows = sum(t.num_rows for t in rejected)
         if rejected:
             merged = pa.concat_tables(rejected, promote_options="permissive")
@@ -467,6 +655,45 @@ class Executor:
             if s.kind == "generate"
         )
         return _BatchResult(i, table, rows_read, rejected_rows, added, records)
+
+    def _replay(
+        self, i: int, table: pa.Table, start: int, stop: int
+    ) -> tuple[pa.Table, list[pa.Table], list[_StageRecord], int]:
+        """Replay the checkpoints of batch `i` from stage `start` on while they are `composable`
+        (evaluate, filter: the usual run of quality stages), building the batch once; returns
+        it, the rejected rows, the stages' records and the first stage left to `_through`."""
+        stages: list[Stage] = []
+        deltas: list[pa.Table] = []
+        for k in range(start, stop):
+            if table.num_rows == 0:
+                break  # `_advance` knows what an empty batch gets (no checkpoint to read)
+            delta = self.run_dir.load_shard(k, i)
+            if delta is None or not composable(self.stages[k], delta):
+                break  # computed, recomputed or applied by `_advance`, which reads it again
+            stages.append(self.stages[k])
+            deltas.append(delta)
+            if self.stages[k].kind == "filter" and not pc.all(delta.column(KEEP)).as_py():
+                if pc.sum(delta.column(KEEP)).as_py() == 0:
+                    break  # no row left: the next stage is an empty batch's
+        if not stages:
+            return table, [], [], start
+        table, replayed = replay(stages, table, deltas)
+        rejected: list[pa.Table] = []
+        records: list[_StageRecord] = []
+        for k, done in enumerate(replayed, start):
+            with self._lock:
+                computed = (k, i) in self._computed_this_run  # by this run's global pre-pass
+            record = _StageRecord(
+                rows_in=done.rows_in, rows_out=done.rows_out, computed=computed, reused=not computed
+            )
+            if done.rejected is not None:
+                record.reasons.update(
+                    dict(zip(*_value_counts(done.rejected.column(REASON_KEY)), strict=True))
+                )
+                rejected.append(done.rejected.drop_columns([REASON_KEY]))
+            record.columns = self.profiles[k].measure(done.columns(self.profiles[k].columns))
+            records.append(record)
+        return table, rejected, records, start + len(stages)
 
     def _account(self, result: _BatchResult) -> None:
         with self._lock:
@@ -490,9 +717,9 @@ class Executor:
         for stats, profile in zip(self.stats.stages, self.profiles, strict=True):
             stats.columns = profile.to_dict()
 
-    def _add_seconds(self, records: list[_StageRecord]) -> None:
+    def _add_seconds(self, records: list[_StageRecord], start: int = 0) -> None:
         with self._lock:
-            for stats, record in zip(self.stats.stages, records, strict=False):
+            for stats, record in zip(self.stats.stages[start:], records, strict=False):
                 stats.seconds += record.seconds
 
     # Finishing ------------------------------------------------------------------------

@@ -1,9 +1,15 @@
 """Persistent request cache: SQLite in WAL mode, keyed by a hash of model, messages and
 sampling params (see `Request.cache_key`).
 
-Every completion is committed as soon as it arrives (the engine commits the answers of one
-event-loop step together), so a killed run re-sends at most the requests that were in flight.
-WAL lets readers (e.g. `dataflow cache stats`) run while a run writes. One connection per thread: sqlite3 connections must not cross threads.
+Every completion is committed as soon as it arrives (the engine commits the answers that
+arrive while its previous commit runs together), so a killed run re-sends at most the requests
+that were in flight. WAL lets readers (e.g. `dataflow cache stats`) run while a run writes.
+One connection per thread: sqlite3 connections must not cross threads.
+
+Checkpoints (copying the WAL back into the database file, with an fsync) cost tens of
+milliseconds: SQLite would run one inside every ~1000th page of commits, holding up the
+answers of that commit. Here commits never checkpoint; a thread of their own does, in PASSIVE
+mode, which runs beside writers and readers.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import os
 import sqlite3
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -34,6 +41,9 @@ CREATE TABLE IF NOT EXISTS completions (
 
 # 8 bound values per row: 100 rows stay under SQLite's oldest limit of 999 values a statement.
 ROWS_PER_INSERT = 100
+# Rows written between checkpoints: each is about a page of WAL (its key lands in a random
+# index page), and 1000 pages is SQLite's own automatic checkpoint interval.
+CHECKPOINT_ROWS = 1000
 
 
 @lru_cache(maxsize=ROWS_PER_INSERT)
@@ -52,6 +62,10 @@ class RequestCache:
     def __init__(self, path: Path):
         self.path = path
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._unchecked = 0  # rows written since the last checkpoint started
+        self._checkpointer: ThreadPoolExecutor | None = None
+        self._checkpointing: Future | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with self._connection() as db:
@@ -72,6 +86,7 @@ class RequestCache:
             # NORMAL in WAL mode is durable against process crashes (the case we promise);
             # an OS crash may lose the last commits, which are then simply re-requested.
             db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA wal_autocheckpoint=0")  # see the module docstring
             self._local.db = db
         return db
 
@@ -130,6 +145,27 @@ class RequestCache:
             raise
         if len(chunks) > 1:
             db.execute("COMMIT")
+        self._after_write(len(items))
+
+    def _after_write(self, rows: int) -> None:
+        """Start a checkpoint on the checkpoint thread when enough rows were written since the
+        last one, unless one still runs."""
+        with self._lock:
+            self._unchecked += rows
+            if self._unchecked < CHECKPOINT_ROWS or (self._checkpointing and not self._checkpointing.done()):
+                return
+            self._unchecked = 0
+            if self._checkpointer is None:
+                self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="dataflow-cache-checkpoint")
+            self._checkpointing = self._checkpointer.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        try:
+            self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:  # busy or failing: the next one catches up, and closing checkpoints too
+            pass
+        finally:
+            self._close_thread_connection()
 
     def stats(self) -> dict[str, Any]:
         db = self._connection()
@@ -159,6 +195,14 @@ class RequestCache:
         return removed
 
     def close(self) -> None:
+        """Close this thread's connection (and stop the checkpoint thread)."""
+        with self._lock:
+            checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.shutdown(wait=True)
+        self._close_thread_connection()
+
+    def _close_thread_connection(self) -> None:
         db = getattr(self._local, "db", None)
         if db is not None:
             db.close()

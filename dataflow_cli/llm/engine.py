@@ -2,13 +2,17 @@
 
 One asyncio event loop, on a background thread, owns every backend. Executor threads hand it
 whole batches of requests (`complete`), so all stages that use a backend share its
-`max_concurrency` slots, its RPM/TPM token buckets and its HTTP connections.
+`max_concurrency` slots, its RPM/TPM token buckets and its HTTP connections. A batch's
+requests go in chunks as the operator builds them, so the first calls leave while later prompts
+are still rendered.
 
 Per request: cache lookup -> rate limits -> call -> retry transient failures with exponential
 backoff, jitter and Retry-After -> validate JSON answers against the schema (retrying invalid
-ones) -> write to the cache (the answers of one loop step share a commit, and a request keeps
-its slot until its answer is committed), so a killed run loses at most what was in flight.
-Batched backends (vllm, local) get every uncached request of a batch in one call instead.
+ones) -> write to the cache, so a killed run loses at most what was in flight: a request keeps
+its slot until its answer is committed. Commits run on a thread of their own (SQLite work on
+the loop would hold up every request), and the answers that arrive during one commit share
+the next. Batched backends (vllm, local) get every uncached request of a batch in one call
+instead.
 
 Identical requests (same cache key) share one call: a request whose key is already in flight,
 in this batch or another one, waits for that call's answer instead of sending its own. Without
@@ -25,12 +29,17 @@ unless the stage says `on_truncated: keep`; it is cached as it came, so a rerun 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import gc
+import itertools
 import json
 import logging
 import random
 import re
 import threading
 from collections import Counter, deque
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +55,10 @@ log = logging.getLogger(__name__)
 class FatalLLMError(DataflowError):
     """A failure that stops the run: bad credentials, `on_error: fail`, or too many errors."""
 
+
+# Requests looked up in the cache and sent together by `complete`: small enough that the first
+# calls of a batch leave soon, large enough that the hand-over to the loop stays cheap.
+CHUNK = 100
 
 # Finish reasons of an answer cut off by the token limit (litellm maps providers' own names,
 # e.g. Anthropic's `max_tokens`, to OpenAI's `length`; both are accepted).
@@ -155,17 +168,26 @@ class _Backend:
 
 class LLMEngine:
     def __init__(self, backends: dict[str, Backend], cache: RequestCache | None, budget: Any = None):
+        # What lives now (modules, the spec, operators) lives all run: out of the cyclic garbage
+        # collector's way, so its collections during the run (one per ~700 new objects, and
+        # requests make many) scan only what the run creates. Full collections of the whole
+        # heap took ~8% of a fast run's time.
+        gc.freeze()
         self.cache = cache
         self.budget = budget  # cost.budget.Budget: asked before each request is sent
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="dataflow-llm", daemon=True)
         self._thread.start()
         self._fatal: FatalLLMError | None = None
-        self._stores = 0  # answers written to the cache so far (see `_answer_misses`)
-        # Answers waiting for the commit at the start of the next loop step (see `_store_later`).
+        self._stores = 0  # answers written to the cache so far (see `_send`)
+        # Answers waiting for the next commit (see `_store_later`), and how many answers the
+        # commit running on the writer thread holds (0: none runs).
         self._unstored: list[tuple[_Backend, str, Completion]] = []
-        self._groups = 0  # commit groups started; the last `_flushed` of them are committed
-        self._flushed = 0
+        self._group: asyncio.Future | None = None  # settled once `_unstored` is committed
+        self._committing = 0
+        # SQLite commits run on their own thread: on the loop they would hold up every request
+        # (a commit costs tens of microseconds, a WAL checkpoint tens of milliseconds).
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="dataflow-llm-cache") if cache else None
         self._tasks: set[asyncio.Task] = set()
         # Semaphores, buckets and events must be created on the loop that uses them.
         self._backends: dict[str, _Backend] = self._on_loop(self._make_backends(backends))
@@ -185,45 +207,53 @@ class LLMEngine:
 
     # Entry point for executor threads ----------------------------------------------------
     def complete(
-        self, backend: str, requests: list[Request], stats: LLMStats, policy: Policy, stage: str
+        self, backend: str, requests: Iterable[Request], stats: LLMStats, policy: Policy, stage: str
     ) -> list[Completion | LLMError]:
         """Answer every request (in order): a Completion, or the LLMError it finally failed with.
 
-        Raises FatalLLMError when the run must stop.
+        `requests` may be a generator: every `CHUNK` of them is looked up in the cache and sent
+        while the caller prepares the next ones, so the first calls leave as soon as their
+        prompts exist. Raises FatalLLMError when the run must stop.
         """
         if self._fatal is not None:
             raise self._fatal
         state = self._backends[backend]
-        cache = self.cache if state.backend.config.cache else None
-        use_cache = cache is not None
-        keys = [r.cache_key(state.identity) for r in requests]
-        results: list[Completion | LLMError | None] = [None] * len(requests)
-        stores_before = self._stores
-        if cache is not None:
-            hits = cache.get_many(keys)
-            for i, key in enumerate(keys):
-                if key in hits:
-                    results[i] = hits[key]
-        misses = [i for i, r in enumerate(results) if r is None]
-        with stats.lock:  # two executor threads may run batches of the same stage
-            stats.requests += len(requests)
-            stats.cache_hits += len(requests) - len(misses)
-        if misses:
-            answers = self._answer_misses(
-                state,
-                [requests[i] for i in misses],
-                [keys[i] for i in misses],
-                stats,
-                policy,
-                stage,
-                use_cache,
-                stores_before,
-            )
-            for i, answer in zip(misses, answers, strict=True):
-                results[i] = answer
-        return self._truncation(requests, results, policy, stats)  # type: ignore[arg-type]
+        use_cache = self.cache is not None and state.backend.config.cache
+        every: list[Request] = []
+        results: list[Completion | LLMError | None] = []
+        sent: list[tuple[list[int], list[str], concurrent.futures.Future]] = []
+        source = iter(requests)
+        while chunk := list(itertools.islice(source, CHUNK)):
+            base = len(every)
+            every += chunk
+            keys = [r.cache_key(state.identity) for r in chunk]
+            stores_before = self._stores
+            hits = self.cache.get_many(keys) if use_cache else {}  # type: ignore[union-attr]
+            results += [hits.get(key) for key in keys]
+            misses = [i for i, key in enumerate(keys) if key not in hits]
+            with stats.lock:  # two executor threads may run batches of the same stage
+                stats.requests += len(chunk)
+                stats.cache_hits += len(chunk) - len(misses)
+            if misses:
+                miss_keys = [keys[i] for i in misses]
+                answers = self._send(
+                    state,
+                    [chunk[i] for i in misses],
+                    miss_keys,
+                    stats,
+                    policy,
+                    stage,
+                    use_cache,
+                    stores_before,
+                )
+                sent.append(([base + i for i in misses], miss_keys, answers))
+        for positions, keys, answers in sent:
+            got = answers.result()
+            for i, key in zip(positions, keys, strict=True):
+                results[i] = got[key]
+        return self._truncation(every, results, policy, stats)  # type: ignore[arg-type]
 
-    def _answer_misses(
+    def _send(
         self,
         state: _Backend,
         requests: list[Request],
@@ -233,8 +263,9 @@ class LLMEngine:
         stage: str,
         use_cache: bool,
         stores_before: int,
-    ) -> list[Completion | LLMError]:
-        """Answers for requests the cache did not have; identical ones share one call."""
+    ) -> concurrent.futures.Future:
+        """Start answering requests the cache did not have (identical ones share one call);
+        the future gives the answer per key."""
         # Claim each key: one already in flight (from any batch) is shared, the rest are ours.
         futures, owned = self._on_loop(self._claim(state, keys))
         hits: dict[str, Completion] = {}
@@ -254,16 +285,16 @@ class LLMEngine:
         for request, key in zip(requests, keys, strict=True):
             first.setdefault(key, request)
         todo = {key: first[key] for key in owned if key not in hits}
-        answers = self._on_loop(self._wait(state, futures, todo, hits, stats, policy, stage, use_cache))
         with stats.lock:
             stats.cache_hits += sum(1 for key in keys if key in hits)
             stats.shared += sum(1 for key in keys if key not in hits) - len(todo)
-        return [answers[key] for key in keys]
+        wait = self._wait(state, futures, todo, hits, stats, policy, stage, use_cache)
+        return asyncio.run_coroutine_threadsafe(wait, self.loop)
 
     @staticmethod
     def _truncation(
         requests: list[Request], results: list[Completion | LLMError], policy: Policy, stats: LLMStats
-    ):
+    ) -> list[Completion | LLMError]:
         """Answers cut off by max_tokens, cached or fresh, counted and (by default) rejected."""
         cut = [i for i, r in enumerate(results) if isinstance(r, Completion) and cut_off(requests[i], r)]
         if cut:
@@ -279,7 +310,9 @@ class LLMEngine:
             for task in list(self._tasks):  # e.g. a retry still waiting after a fatal error
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            self._flush()  # answers that arrived are cached, whatever happens to the rest
+            while self._unstored or self._committing:  # answers that arrived are cached, whatever
+                self._flush()  # happens to the rest
+                await asyncio.sleep(0.001)
             error = self._fatal or RuntimeError("the LLM engine closed while a request was in flight")
             for state in self._backends.values():
                 state.queue.clear()
@@ -295,6 +328,12 @@ class LLMEngine:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join()
         self.loop.close()
+        gc.unfreeze()
+        if self._writer is not None:
+            if self.cache is not None:
+                self._writer.submit(self.cache.close).result()  # the writer's own connection
+            self._writer.shutdown()
+            self._writer = None
         if self.cache is not None:
             self.cache.close()
 
@@ -384,10 +423,8 @@ class LLMEngine:
             # The slot stays taken until the answer is committed, so at any moment at most
             # `max_concurrency` answers would be lost to a crash.
             group = self._store_later(state, job.key, outcome)
-            while self._flushed < group:
-                # One yield: the flush was scheduled before this task's next step, so it has
-                # run when the task resumes (a future would cost one more loop step).
-                await asyncio.sleep(0)
+            if not group.done():
+                await group
         else:
             _publish(state, job.key, outcome)
 
@@ -400,26 +437,39 @@ class LLMEngine:
         state.queue.appendleft(job)  # ahead of newer requests: its batch is older
         self._pump(state)
 
-    def _store_later(self, state: _Backend, key: str, answer: Completion) -> int:
-        """Queue an answer for the cache; it is published once committed. The answers of one
-        loop step share one transaction (a commit per answer costs ~50 us of CPU). Returns the
-        commit group, committed once `_flushed` reaches it."""
+    def _store_later(self, state: _Backend, key: str, answer: Completion) -> asyncio.Future:
+        """Queue an answer for the cache; it is published once committed. Answers that arrive
+        while a commit runs share the next one (a commit per answer costs ~50 us of CPU).
+        Returns the future of the answer's commit."""
         if not self._unstored:
-            self._groups += 1
-            self.loop.call_soon(self._flush)
+            self._group = self.loop.create_future()
+            if not self._committing:
+                self.loop.call_soon(self._flush)
         self._unstored.append((state, key, answer))
-        return self._groups
+        return self._group  # type: ignore[return-value]
 
     def _flush(self) -> None:
-        """Commit the queued answers, then publish them: an answer leaves flight only once it
-        is in the cache (see `_answer_misses`)."""
+        """Commit the queued answers on the writer thread, unless a commit runs (its end
+        starts the next one)."""
+        if not self._unstored or self._committing:
+            return
         items, self._unstored = self._unstored, []
-        try:
-            self._put([(key, state.identity, answer) for state, key, answer in items])
-        finally:
-            self._flushed = self._groups
-            for state, key, answer in items:
-                _publish(state, key, answer)
+        group, self._group = self._group, None
+        self._committing = len(items)
+        self._stores += len(items)
+        rows = [(key, state.identity, answer) for state, key, answer in items]
+        commit = self.loop.run_in_executor(self._writer, self._put, rows)
+        commit.add_done_callback(lambda _: self._committed(items, group))
+
+    def _committed(self, items: list[tuple[_Backend, str, Completion]], group) -> None:
+        """Publish committed answers: an answer leaves flight only once it is in the cache (see
+        `_send`); then the workers holding their slots go on."""
+        self._committing = 0
+        for state, key, answer in items:
+            _publish(state, key, answer)
+        if group is not None and not group.done():  # cancelled when the engine closes
+            group.set_result(None)
+        self._flush()
 
     async def _own_batch(self, state, todo: dict[str, Request], stats, policy, stage, use_cache) -> None:
         keys = list(todo)
@@ -431,13 +481,13 @@ class LLMEngine:
                 raise
             return
         if use_cache:
-            self._put(
-                [
-                    (key, state.identity, a)
-                    for key, a in zip(keys, answers, strict=True)
-                    if isinstance(a, Completion)
-                ]
-            )
+            rows = [
+                (key, state.identity, a)
+                for key, a in zip(keys, answers, strict=True)
+                if isinstance(a, Completion)
+            ]
+            self._stores += len(rows)
+            await self.loop.run_in_executor(self._writer, self._put, rows)
         self._settle(state, dict(zip(keys, answers, strict=True)))
 
     async def _backoff(self, seconds: float) -> None:
@@ -474,11 +524,11 @@ class LLMEngine:
                 return RETRY_NOW
             answer = LLMError("invalid_output", problem, raw=answer.text)
         if answer.kind in FATAL:
-            hint = (
-                "check the key in the environment variable named by `api_key_env`, and the model name"
-                if answer.kind == "auth"
-                else "check the backend's model settings"
-            )
+            hint = {
+                "auth": "check the key in the environment variable named by `api_key_env`, and the model name",
+                "worker": "answers received so far are cached: run again (DATAFLOW_HTTP_PROCESS=0 makes "
+                "the calls in the main process)",
+            }.get(answer.kind, "check the backend's model settings")
             raise self._stop(
                 FatalLLMError(f"backend `{state.name}`: {answer.reason()}: {answer.message}", hint=hint)
             )
@@ -576,9 +626,9 @@ class LLMEngine:
         """Wait until no request is in flight (after a stop: their answers are cached)."""
 
         async def idle() -> None:
-            # Checked on the loop: a call's answer is cached in the same step that ends its
-            # flight, so no answer is left between the two when this sees zero.
-            while self._unstored or any(state.in_flight for state in self._backends.values()):
+            # Checked on the loop: a call's answer is queued for the cache in the same step
+            # that ends its flight, so no answer is left between the two when this sees zero.
+            while self.uncommitted or any(state.in_flight for state in self._backends.values()):
                 await asyncio.sleep(0.01)
 
         if self.loop.is_running():
@@ -587,10 +637,15 @@ class LLMEngine:
             except asyncio.TimeoutError:
                 log.warning("requests still in flight after %.0f s; closing anyway", timeout)
 
+    @property
+    def uncommitted(self) -> int:
+        """Answers received and not yet in the cache (lost if the process dies now)."""
+        return len(self._unstored) + self._committing
+
     def _put(self, items: list[tuple[str, str, Completion]]) -> None:
+        """On the writer thread."""
         if self.cache is None or not items:
             return
-        self._stores += len(items)
         try:
             self.cache.put_many(items)
         except Exception as exc:  # e.g. a full disk: the run goes on uncached, and says so

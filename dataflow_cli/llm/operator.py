@@ -30,6 +30,8 @@ a variable that is a logical input reads the column bound to it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -105,6 +107,13 @@ class LLMClient:
     def complete(self, requests: list[Request]) -> list[Completion | LLMError]:
         return self.engine.complete(self.backend, requests, self.stats, self.policy, self.stage)
 
+    def complete_stream(self, requests: Iterable[Request]) -> list[Completion | LLMError]:
+        """`complete`, with requests that may still be in the making: the engine sends the
+        first ones while the rest are built. Clients that redefine `complete` get a list."""
+        if type(self).complete is not LLMClient.complete:
+            return self.complete(list(requests))
+        return self.engine.complete(self.backend, requests, self.stats, self.policy, self.stage)
+
 
 class LLMOperator(Operator):
     uses_llm = True
@@ -163,9 +172,16 @@ class LLMOperator(Operator):
         return columns + [history] if history and history not in columns else columns
 
     def render(self, row: dict[str, Any]) -> str:
+        text = self.template_text()
+        pieces = plain_template(text)
+        if pieces is not None:
+            try:
+                return "".join(str(row[piece]) if is_name else piece for is_name, piece in pieces)
+            except KeyError:
+                pass  # a name that is no column (a Jinja global, or an error Jinja words)
         from dataflow_cli.prompts import render
 
-        return render(self.template_text(), row)
+        return render(text, row)
 
     def sampling(self) -> Sampling:
         p = self.params
@@ -206,26 +222,30 @@ class LLMOperator(Operator):
                 answers[i] = [Answer(failure=f"null `{nulls[0]}` in prompt")] * samples
             else:
                 sent.append(i)
-        got = self.ask_messages([self.build_messages(rows[i]) for i in sent], samples, self.json_schema())
+        if not sent:
+            return answers
+        # A generator: the first prompts are asked while the later ones are rendered.
+        got = self.ask_messages((self.build_messages(rows[i]) for i in sent), samples, self.json_schema())
         for i, per_row in zip(sent, got, strict=True):
             answers[i] = per_row
         return answers
 
     def ask_messages(
-        self, conversations: list[Messages], samples: int = 1, json_schema: dict[str, Any] | None = None
+        self, conversations: Iterable[Messages], samples: int = 1, json_schema: dict[str, Any] | None = None
     ) -> list[list[Answer]]:
-        """`samples` answers to each conversation, in one round of concurrent requests."""
-        if not conversations:
+        """`samples` answers to each conversation, in one round of concurrent requests.
+        `conversations` may be a generator (sending starts before it is exhausted)."""
+        if isinstance(conversations, list) and not conversations:
             return []
         if self.client is None:
             raise RuntimeError(f"operator `{self.name}` has no LLM backend bound")
         sampling = self.sampling()
-        requests = [
+        requests = (
             Request(tuple(messages), sampling, json_schema, sample_index=k)
             for messages in conversations
             for k in range(samples)
-        ]
-        results = [Answer.of(r) for r in self.client.complete(requests)]
+        )
+        results = [Answer.of(r) for r in self.client.complete_stream(requests)]
         return [results[i : i + samples] for i in range(0, len(results), samples)]
 
     def parsed(self, answer: Answer, row: dict[str, Any]) -> tuple[Any, str | None, str | None]:
@@ -311,6 +331,33 @@ class LLMOperator(Operator):
             out: [good[0].get(out) if good else None for good in values] for out in self.active_outputs()
         }
         return _partial(result, failed, raw)
+
+
+@lru_cache(maxsize=256)
+def plain_template(text: str) -> tuple[tuple[bool, str], ...] | None:
+    """A template of text and `{{ name }}` placeholders only, as (is a name, text or name)
+    pieces; None for any other. Such a template renders without Jinja: Jinja's output (no
+    autoescape, no finalize) is the text with each value's `str()` in its place, and the
+    text as Jinja parsed it (newlines normalized)."""
+    from jinja2 import nodes
+
+    from dataflow_cli.prompts import environment
+
+    try:
+        body = environment().parse(text).body
+    except Exception:  # Jinja reports it when the template is rendered
+        return None
+    if len(body) != 1 or not isinstance(body[0], nodes.Output):
+        return None
+    pieces = []
+    for node in body[0].nodes:
+        if isinstance(node, nodes.TemplateData):
+            pieces.append((False, node.data))
+        elif isinstance(node, nodes.Name) and node.ctx == "load":
+            pieces.append((True, node.name))
+        else:
+            return None
+    return tuple(pieces)
 
 
 def _partial(result: Any, failed: list, raw: list) -> Any:

@@ -132,14 +132,15 @@ class Answer:
 # Error kinds. Transient ones are retried with backoff; the rest fail fast.
 RETRYABLE = frozenset({"rate_limit", "server", "timeout", "connection"})
 # Stop the whole run: every other request would fail the same way.
-FATAL = frozenset({"auth", "unavailable"})  # unavailable: the model could not be loaded
+# unavailable: the model could not be loaded; worker: a backend's HTTP process died.
+FATAL = frozenset({"auth", "unavailable", "worker"})
 
 
 class LLMError(Exception):
     """A failed request, classified so the engine knows whether to retry.
 
     kind: rate_limit | server | timeout | connection | auth | bad_request | not_found |
-          invalid_output | unavailable (model cannot load) | backend
+          invalid_output | unavailable (model cannot load) | worker (HTTP process died) | backend
     """
 
     def __init__(

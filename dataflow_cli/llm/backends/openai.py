@@ -2,13 +2,14 @@
 (OpenAI, `vllm serve`, SGLang, llama.cpp's server, ...).
 
 It exists beside `litellm` because per-request client CPU decides throughput on fast local
-servers: this path is one aiohttp POST and one JSON parse per request.
+servers: this path is one aiohttp POST and one JSON parse per request. At high concurrency the
+calls run in a process of their own (see `http_process`), on a core the engine does not use.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import logging
 import os
 from typing import Any
 
@@ -16,7 +17,32 @@ from pydantic import Field
 
 from dataflow_cli import redact
 from dataflow_cli.llm.backends.base import Backend, BackendConfig
-from dataflow_cli.llm.types import Completion, LLMError, Request, parse_retry_after
+from dataflow_cli.llm.backends.http_process import HTTPProcess, make_session, post
+from dataflow_cli.llm.types import Completion, LLMError, Request
+
+log = logging.getLogger(__name__)
+
+# Separate HTTP processes pay off when the client's CPU can limit throughput: many calls in
+# flight at once (at 50 ms a call, 64 of them are ~1,300 calls/s, a quarter of a core in
+# aiohttp). A Ray actor keeps at most 64 in flight, so it makes its calls itself.
+PROCESS_CONCURRENCY = 64  # calls in flight per HTTP process
+STARTUP_CONCURRENCY = 128  # calls in flight in this process while the HTTP processes start
+
+
+def http_processes(max_concurrency: int) -> int:
+    """How many processes make a backend's calls (0: this one): one per 64 calls in flight
+    beyond 64, at most one per core. `DATAFLOW_HTTP_PROCESS=N` sets the number (0 keeps the
+    calls in this process)."""
+    setting = os.environ.get("DATAFLOW_HTTP_PROCESS", "")
+    if setting.isdigit():
+        return int(setting)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    if cores < 2 or max_concurrency <= PROCESS_CONCURRENCY:
+        return 0
+    return min(cores, -(-max_concurrency // PROCESS_CONCURRENCY))
 
 
 class OpenAIConfig(BackendConfig):
@@ -42,8 +68,17 @@ class OpenAIBackend(Backend):
         super().__init__(config)
         self.config: OpenAIConfig  # coerced by Backend.__init__
         self._session = None
+        self._startup_session = None
         self._url = config.api_base.rstrip("/") + "/chat/completions"
         self._headers_for: tuple[str | None, dict[str, str]] | None = None  # (key, headers)
+        self._process_count = http_processes(config.max_concurrency)
+        self._processes: list[HTTPProcess] | None = None  # started at the first call
+        self._ready: list[HTTPProcess] = []  # those that answer calls
+        # The body's JSON after the messages, per sampling (a stage has one), when no field of
+        # `extra_body` replaces the model or the messages.
+        self._tails: dict[str, bytes] = {}
+        self._plain = not {"model", "messages"} & set(config.extra_body)
+        self._model_json = ('{"model":' + json.dumps(config.model) + ',"messages":').encode()
 
     def identity(self) -> str:
         return f"openai:{self.config.api_base.rstrip('/')}:{self.config.model}"
@@ -64,15 +99,15 @@ class OpenAIBackend(Backend):
         return headers
 
     def _session_for_loop(self):
-        import aiohttp
-
+        if self._processes and any(process.dead is None for process in self._processes):
+            # Only until the HTTP processes are ready (a few hundred ms): opening hundreds of
+            # connections here would take the CPU they need to start.
+            if self._startup_session is None:
+                limit = min(self.config.max_concurrency, STARTUP_CONCURRENCY)
+                self._startup_session = make_session(limit, self.config.timeout)
+            return self._startup_session
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self.config.max_concurrency, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                json_serialize=json.dumps,
-                timeout=aiohttp.ClientTimeout(total=self.config.timeout),  # one object, not one per call
-            )
+            self._session = make_session(self.config.max_concurrency, self.config.timeout)
         return self._session
 
     def _body(self, request: Request) -> dict[str, Any]:
@@ -89,57 +124,51 @@ class OpenAIBackend(Backend):
         body.update(self.config.extra_body)
         return body
 
-    async def complete(self, request: Request) -> Completion:
-        import aiohttp
+    def encode(self, request: Request) -> bytes:
+        """The request body: the JSON of `_body(request)` (the fields in another order)."""
+        if request.json_schema is not None or not self._plain:
+            return json.dumps(self._body(request)).encode()
+        sampling = request.sampling._parts()[1]  # its JSON: tells 0 from 0.0, unlike equality
+        tail = self._tails.get(sampling)
+        if tail is None:
+            rest = {**request.sampling.as_dict(), **self.config.extra_body}
+            tail = self._tails[sampling] = ("," + json.dumps(rest)[1:] if rest else "}").encode()
+        return self._model_json + json.dumps(list(request.messages)).encode() + tail
 
-        session = self._session_for_loop()
+    async def _start_processes(self) -> None:
+        """Start the HTTP processes (a run answered from the cache never needs them)."""
+        self._processes = []
+        count = self._process_count
+        if not count:
+            return
+        limit = -(-self.config.max_concurrency // count)
         try:
-            async with session.post(self._url, json=self._body(request), headers=self._headers()) as response:
-                raw = await response.read()
-                if response.status != 200:
-                    raise LLMError.from_status(
-                        response.status,
-                        _error_message(raw, response.status),
-                        parse_retry_after(response.headers.get("Retry-After")),
-                    )
-        except LLMError:
-            raise
-        except asyncio.TimeoutError:
-            raise LLMError("timeout", f"no answer within {self.config.timeout:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise LLMError("connection", f"{type(exc).__name__}: {exc}") from None
-        return _parse_completion(raw)
+            self._processes = await HTTPProcess.start(
+                count, self._url, limit, self.config.timeout, on_ready=self._ready.append
+            )
+        except OSError as exc:
+            log.warning("cannot start HTTP processes (%s); calls stay in this process", exc)
+
+    async def complete(self, request: Request) -> Completion:
+        body = self.encode(request)
+        headers = self._headers()
+        if self._processes is None:
+            await self._start_processes()
+        ready = self._ready
+        if ready:
+            # The process with the fewest calls in flight. A dead one raises: the run stops.
+            process = ready[0] if len(ready) == 1 else min(ready, key=HTTPProcess.load)
+            return await process.post(body, headers)
+        # In this process: no HTTP process wanted, or none is ready yet.
+        return await post(self._session_for_loop(), self._url, body, headers, self.config.timeout)
 
     async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
-
-
-def _error_message(raw: bytes, status: int) -> str:
-    try:
-        error = json.loads(raw).get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])[:300]
-    except (ValueError, AttributeError):
-        pass
-    return f"HTTP {status}: {raw[:200].decode('utf-8', 'replace')}"
-
-
-def _parse_completion(raw: bytes) -> Completion:
-    try:
-        payload = json.loads(raw)
-        choice = payload["choices"][0]
-        text = choice["message"]["content"]
-        usage = payload.get("usage") or {}
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        # A truncated or garbled body is a server hiccup: retry it like a 5xx.
-        raise LLMError("server", f"malformed response body: {raw[:120]!r}") from None
-    if text is None:
-        raise LLMError("server", "response has no message content")
-    return Completion(
-        text=text,
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        finish_reason=choice.get("finish_reason"),
-    )
+        processes, self._processes, self._ready = self._processes or [], None, []
+        for process in processes:
+            process.close()
+        for process in processes:
+            await process.wait()
+        for session in (self._session, self._startup_session):
+            if session is not None and not session.closed:
+                await session.close()
+        self._session = self._startup_session = None

@@ -205,7 +205,8 @@ def word_and_line_counts(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     mask = text.is_null().to_numpy(zero_copy_only=False) if text.null_count else None
     compiled = kernels()
     if compiled is not None:
-        words, lines = compiled["words_and_lines"](data, offsets)
+        whole = len(data) // 8 * 8
+        words, lines = compiled["words_and_lines"](data, data[:whole].view(np.uint64), offsets)
         return pa.array(words, pa.int64(), mask=mask), pa.array(lines, pa.int64(), mask=mask)
     starts_of_rows = offsets[:-1]
     ends_of_rows = offsets[1:]

@@ -50,6 +50,10 @@ KERNELS = (
     "repeated_windows_utf8",
     "utf8_class_counts",
     "words_and_lines",
+    "blake2b_keys",
+    "band_hashes",
+    "band_pairs",
+    "first_occurrences",
 )
 
 

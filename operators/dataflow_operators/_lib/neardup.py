@@ -181,7 +181,7 @@ def shingle_hashes(text: pa.Array, unit: str, ngram: int, normalize: bool) -> tu
     data, offsets = _bytes_and_offsets(text)
     table = separator_table() if normalize else whitespace_table()
     token_hashes, token_offsets = compiled["word_token_hashes"](
-        data, offsets, table, _U64(_BASE), _LENGTH_KEY
+        data, offsets, table, _U64(_BASE), _U64(_BASE_INV), _LENGTH_KEY
     )
     tokens = np.diff(token_offsets)
     if text.null_count:

@@ -122,12 +122,18 @@ _BAND_KEYS = np.random.default_rng(0xBA4D).integers(0, 1 << 63, 1024, dtype=np.u
 _BAND_KEYS = _BAND_KEYS * np.uint64(2) + np.uint64(1)  # odd multipliers
 
 
+_BAND_STEP = np.uint64(0x9E3779B97F4A7C15)
+
+
 def band_hashes(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """One 64-bit hash per band (`bands` columns) of each signature's first `bands * rows` values."""
+    compiled = kernels()
+    if compiled is not None:
+        return compiled["band_hashes"](signatures, bands, rows, _BAND_KEYS, _BAND_STEP)
     n = len(signatures)
     grouped = signatures[:, : bands * rows].reshape(n, bands, rows).astype(np.uint64)
     combined = (grouped * _BAND_KEYS[None, None, :rows]).sum(axis=2, dtype=np.uint64)
-    combined += np.arange(bands, dtype=np.uint64)[None, :] * np.uint64(0x9E3779B97F4A7C15)
+    combined += np.arange(bands, dtype=np.uint64)[None, :] * _BAND_STEP
     return mix64(combined)
 
 
@@ -340,6 +346,27 @@ class MinhashDedupFilter(Filter):
             return np.zeros(0, np.int64), np.zeros((0, p.num_perm), np.uint32)
         return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results])
 
+    def _sketches(
+        self, text: pa.Array, pool: ThreadPoolExecutor | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """What `process_all` keeps of a batch: row positions of the texts with shingles, their
+        band hashes and (with `verify`) b-bit sketches, each chunk computed whole on `pool`."""
+        p = self.params
+        bands, rows = self.bands_rows
+
+        def one(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+            start, stop = bounds
+            positions, sigs = self.signatures(text.slice(start, stop - start))
+            sketch = (sigs & np.uint32((1 << _SKETCH_BITS) - 1)).astype(np.uint8) if p.verify else None
+            return positions + start, band_hashes(sigs, bands, rows), sketch
+
+        results = list((pool.map if pool is not None else map)(one, chunks(text)))
+        if not results:
+            empty = np.zeros((0, p.num_perm), np.uint8) if p.verify else None
+            return np.zeros(0, np.int64), np.zeros((0, bands), np.uint64), empty
+        sketches = np.concatenate([r[2] for r in results]) if p.verify else None
+        return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results]), sketches
+
     def process_all(self, batches: Iterable[Batch]) -> Iterator[Verdict]:
         p = self.params
         bands, rows = self.bands_rows
@@ -357,11 +384,11 @@ class MinhashDedupFilter(Filter):
                 text = text_column(batch, "text")
                 sizes.append(len(text))
                 ids.append(batch.column("_id"))
-                positions, sigs = self.signatures(text, pool)
+                positions, band_values, sketch = self._sketches(text, pool)
                 members.append(positions + total)
-                band_parts.append(band_hashes(sigs, bands, rows))
-                if p.verify:
-                    sketches.append((sigs & np.uint32((1 << _SKETCH_BITS) - 1)).astype(np.uint8))
+                band_parts.append(band_values)
+                if sketch is not None:
+                    sketches.append(sketch)
                 total += len(text)
         finally:
             if pool is not None:
@@ -386,9 +413,13 @@ class MinhashDedupFilter(Filter):
     def _candidates(band_parts: RowParts) -> tuple[np.ndarray, np.ndarray]:
         """Candidate pairs `(i, j)`, i < j (positions among documents with shingles), sharing a band."""
         index = np.arange(len(band_parts), dtype=np.int64)
+        compiled = kernels()
         lefts, rights = [], []
         for j in range(band_parts.width):
-            left, right = group_pairs(band_parts.column(j), index)
+            if compiled is not None:  # the same pairs, by hashing instead of sorting
+                left, right = compiled["band_pairs"](band_parts.column(j))
+            else:
+                left, right = group_pairs(band_parts.column(j), index)
             lefts.append(left)
             rights.append(right)
         return unique_pairs(np.concatenate(lefts), np.concatenate(rights))

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from dataflow_cli.engine.delta import REASON_KEY, ROW, OperatorContractError, apply_delta, make_delta
+from dataflow_cli.engine.delta import (
+    REASON_KEY,
+    ROW,
+    OperatorContractError,
+    apply_delta,
+    composable,
+    make_delta,
+    replay,
+)
 from dataflow_cli.operator import Evaluator, Fanout, Filter, Generator, Partial, Port, Refiner, Verdict
 from dataflow_cli.spec.model import Stage
 
@@ -115,3 +123,74 @@ def test_partial_fanout_reports_the_failure_not_generated_no_rows():
         zip(rejected.column("_id").to_pylist(), rejected.column("_reason").to_pylist(), strict=True)
     )
     assert reasons == {"1": "llm timeout", "2": "generated no rows", "3": "generated no rows"}
+
+
+class Flag(Filter):
+    name = "flag_filter"
+    outputs = {"flag": Port("f", "int64")}
+
+
+def test_replay_of_a_run_equals_applying_each_delta():
+    # Two chunks, evaluate/filter alternating, a filter with an output, one keeping every row.
+    rows = 40
+    table = pa.Table.from_batches(
+        pa.table(
+            {"_id": [str(i) for i in range(rows)], "text": [f"t{i}" * (i % 5) for i in range(rows)]}
+        ).to_batches(max_chunksize=25)
+    )
+    run = [
+        (
+            Stage(0, "score", "score_evaluator", Score()),
+            lambda t: {"score": [float(len(v)) for v in t.column("text").to_pylist()]},
+        ),
+        (
+            Stage(1, "short", "keep_filter", Keep()),
+            lambda t: Verdict(
+                [len(v) > 2 for v in t.column("text").to_pylist()],
+                [None if len(v) > 2 else "short" for v in t.column("text").to_pylist()],
+                [None if len(v) > 2 else f"{len(v)} chars" for v in t.column("text").to_pylist()],
+            ),
+        ),
+        (Stage(2, "all", "keep_filter", Keep()), lambda t: Verdict([True] * t.num_rows, [None] * t.num_rows)),
+        (
+            Stage(3, "flag", "flag_filter", Flag()),
+            lambda t: Verdict(
+                [i % 3 != 0 for i in range(t.num_rows)],
+                [None if i % 3 else "third" for i in range(t.num_rows)],
+                columns={"flag": [i for i in range(t.num_rows)]},
+            ),
+        ),
+        (Stage(4, "again", "score_evaluator", Score()), lambda t: {"score": [1.0] * t.num_rows}),
+    ]
+    step_by_step, deltas, expected, sizes, flags = table, [], [], [], None
+    for s, result in run:
+        delta = make_delta(s, step_by_step, result(step_by_step))
+        deltas.append(pa.Table.from_batches(delta.to_batches(max_chunksize=7)))  # as read back: chunked
+        rows_in = step_by_step.num_rows
+        step_by_step, rejected = apply_delta(s, step_by_step, deltas[-1])
+        expected.append(rejected)
+        sizes.append((rows_in, step_by_step.num_rows))
+        if s.name == "flag":
+            flags = step_by_step.column("flag").to_pylist()
+    assert all(composable(s, d) for (s, _), d in zip(run, deltas, strict=True))
+    out, replayed = replay([s for s, _ in run], table, deltas)
+    assert out.equals(step_by_step)
+    assert out.column_names == ["_id", "text", "score", "flag", "score"]
+    for done, rejected in zip(replayed, expected, strict=True):
+        assert (done.rejected is None) == (rejected is None)
+        if rejected is not None:
+            assert done.rejected.equals(rejected)
+    assert [(d.rows_in, d.rows_out) for d in replayed] == sizes
+    assert sizes[1][1] < sizes[1][0] and sizes[3][1] < sizes[3][0] and sizes[2][0] == sizes[2][1]
+    assert replayed[3].columns(["flag", "missing"]).column_names == ["flag"]
+    assert replayed[3].columns(["flag"]).column("flag").to_pylist() == flags
+
+
+def test_only_row_aligned_deltas_are_replayed_at_once():
+    verdict = Verdict([True, False, True, True], [None, "x", None, None])
+    assert composable(stage(Keep()), make_delta(stage(Keep()), TABLE, verdict))
+    assert composable(stage(Score()), make_delta(stage(Score()), TABLE, {"score": [1, 2, 3, 4]}))
+    assert not composable(stage(Upper()), make_delta(stage(Upper()), TABLE, {"text": ["a", "b", "c", "d"]}))
+    assert not composable(stage(Split()), make_delta(stage(Split()), TABLE, Fanout({"part": ["a"]}, [0])))
+    failed = Partial({"score": [1.0, None, 3.0, None]}, [None, "boom", None, None])
+    assert not composable(stage(Score()), make_delta(stage(Score()), TABLE, failed))

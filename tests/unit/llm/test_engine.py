@@ -258,8 +258,8 @@ def test_an_answer_cached_after_the_batch_looked_is_reused(make_engine):
     state = engine._backends["default"]
     stats = LLMStats()
     key = req("x").cache_key(state.identity)
-    again = engine._answer_misses(state, [req("x")], [key], stats, Policy(), "stage", True, stores_before)
-    assert again[0].text == first[0].text and len(backend.history) == 1 and stats.cache_hits == 1
+    again = engine._send(state, [req("x")], [key], stats, Policy(), "stage", True, stores_before).result()
+    assert again[key].text == first[0].text and len(backend.history) == 1 and stats.cache_hits == 1
 
 
 def test_a_shared_failure_reaches_every_row_once(make_engine):

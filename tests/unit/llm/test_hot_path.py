@@ -162,7 +162,7 @@ def test_at_most_max_concurrency_answers_are_uncommitted_at_any_time(tmp_path):
 
     async def tracking(request):
         nonlocal worst
-        worst = max(worst, state.in_flight + len(engine._unstored))
+        worst = max(worst, state.in_flight + engine.uncommitted)
         return await original(request)
 
     backend.complete = tracking
