@@ -79,6 +79,11 @@ def active() -> bool:
     return bool(_SECRETS)
 
 
+def registered() -> tuple[str, ...]:
+    """The secrets masked in this process, for a worker process that must mask them too."""
+    return _SECRETS
+
+
 def redact(text: str) -> str:
     """`text` with every registered secret replaced by `***`."""
     for secret in _SECRETS:

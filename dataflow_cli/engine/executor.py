@@ -12,6 +12,8 @@ verdict on a batch needs only the batches before it, e.g. exact dedup) runs insi
 of a later global stage instead of a pre-pass of its own, so the input is read and the stages
 before it run once for both. Replayed checkpoints of consecutive evaluate/filter stages are
 applied in one step (`delta.replay`): the batch is built once, not copied by every filter.
+Python-heavy stages may run in worker processes (`pool.py`): a run of consecutive pooled stages
+makes one trip per batch, and the worker checkpoints each stage as this process would.
 
 Accounting invariant, checked at the end of every run:
     rows read + rows added by fan-out == rows written + rows rejected

@@ -441,7 +441,7 @@ class StagePools:
             self.trips += 1
         shipped = table if any(k in self._whole_batch for k in ks) else _needed(stages, table)
         # Secrets registered in this process (backend keys) mask reasons in the worker too.
-        secrets = redact._SECRETS  # noqa: SLF001 - the registry has no public reader
+        secrets = redact.registered()
         whole = shipped.num_columns == table.num_columns
         assert self._exchange is not None  # made with the pool
         batch, prefix = self._exchange.paths()
