@@ -498,7 +498,7 @@ class Executor:
         if self._done(k):
             return
         self.progress.phase(f"global stage `{stage.name}`: scanning")
-        columns = ["_id", *[c for c in stage.operator.required_columns() if c != "_id"]]
+        columns = self._global_columns(k)
         shapes: list[tuple[int, pa.Schema]] = []
         waited = 0.0  # time spent producing upstream batches, not in the global operator
         inline = [j for j in range(k) if self._inline(j)]
@@ -557,21 +557,29 @@ class Executor:
         t0 = time.perf_counter()
         count = 0
         for i, result in enumerate(stage.operator.process_all(batches())):
-            n, schema = shapes[i]
-            placeholder = pa.table({f.name: pa.nulls(n, f.type) for f in schema})
-            self.run_dir.save_shard(k, i, make_delta(stage, placeholder, result))
-            with self._lock:
-                self._computed_this_run.add((k, i))
+            self._save_verdict(k, i, *shapes[i], result)
             count += 1
         if count != len(shapes):
             raise RuntimeError(
                 f"global operator `{stage.op_name}` yielded {count} results for {len(shapes)} batches"
             )
         self.stats.stages[k].seconds += time.perf_counter() - t0 - waited
-        (self.run_dir.stage_dirs[k] / GLOBAL_DONE).write_text(json.dumps({"batches": count}))
+        self._mark_done(k, count)
 
     def _global_columns(self, k: int) -> list[str]:
-        return ["_id", *self.stages[k].operator.required_columns()]
+        return list(dict.fromkeys(["_id", *self.stages[k].operator.required_columns()]))
+
+    def _save_verdict(self, k: int, i: int, rows: int, schema: pa.Schema, result: Any) -> pa.Table:
+        """Checkpoint global stage `k`'s result for batch `i` (of `rows` rows, columns `schema`)."""
+        placeholder = pa.table({f.name: pa.nulls(rows, f.type) for f in schema})
+        delta = make_delta(self.stages[k], placeholder, result)
+        self.run_dir.save_shard(k, i, delta)
+        with self._lock:
+            self._computed_this_run.add((k, i))
+        return delta
+
+    def _mark_done(self, k: int, batches: int) -> None:
+        (self.run_dir.stage_dirs[k] / GLOBAL_DONE).write_text(json.dumps({"batches": batches}))
 
     def _stream_global(
         self, k: int, source: Iterator[tuple[int, pa.Table]]
@@ -597,16 +605,12 @@ class Executor:
         count = 0
         for i, table in source:
             t0 = time.perf_counter()
-            projected = table.select(list(dict.fromkeys(columns)))
+            projected = table.select(columns)
             waiting.append(Batch(projected, stage.inputs))
             result = next(verdicts, None)
             if result is None:
                 raise RuntimeError(f"global operator `{stage.op_name}` yielded no result for batch {i}")
-            placeholder = pa.table({f.name: pa.nulls(projected.num_rows, f.type) for f in projected.schema})
-            delta = make_delta(stage, placeholder, result)
-            self.run_dir.save_shard(k, i, delta)
-            with self._lock:
-                self._computed_this_run.add((k, i))
+            delta = self._save_verdict(k, i, projected.num_rows, projected.schema, result)
             table, _ = apply_delta(stage, table, delta)
             self.stats.stages[k].seconds += time.perf_counter() - t0
             count += 1
@@ -614,7 +618,7 @@ class Executor:
         ended = True
         if next(verdicts, None) is not None:
             raise RuntimeError(f"global operator `{stage.op_name}` yielded more results than {count} batches")
-        (self.run_dir.stage_dirs[k] / GLOBAL_DONE).write_text(json.dumps({"batches": count}))
+        self._mark_done(k, count)
 
     # Main pass ------------------------------------------------------------------------
     def _main_pass(self, output: TableWriter, started: float) -> None:
