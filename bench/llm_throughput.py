@@ -3,7 +3,7 @@
     python bench/llm_throughput.py [--rows 10000] [--latency 0.05] [--concurrency 100 500]
                                    [--repeat 2] [--faults] [--profile DIR]
 
-Three processes per measurement, so each one's CPU time is its own:
+A process per client and one for the server, so each one's CPU time is its own:
 
 - the server: a minimal HTTP/1.1 keep-alive server on raw asyncio (`--serve`, below) that
   answers each chat completion after `latency` seconds with `"echo: " + last message` and
@@ -11,22 +11,23 @@ Three processes per measurement, so each one's CPU time is its own:
   so it is not what limits either client;
   its `GET /stats` reports requests, the most in flight at once and its own CPU time, and the
   benchmark first checks that it holds `max(concurrency)` sleeping requests at once;
-- the reference client (`--worker bare`): the least a Python client must do per row, on the
-  same HTTP library as the engine's `openai` backend (aiohttp `ClientSession`, one
-  `TCPConnector(limit=concurrency)`, `json=` body, `json.loads` of the reply): `concurrency`
-  coroutines pulling rows from one iterator, then the answers written as Parquet;
+- the reference client (`--worker bare`): the least a Python client must do per row on the
+  most used asyncio HTTP library, aiohttp (`ClientSession`, one `TCPConnector(limit=concurrency)`,
+  `json=` body, `json.loads` of the reply): `concurrency` coroutines pulling rows from one
+  iterator, then the answers written as Parquet;
 - the engine (`--worker engine`): `load_spec` + `Executor.run()`, exactly what `dataflow run
   --fresh` does, on a `prompted_generator` stage with an `openai` backend, request cache on.
-  Above 64 requests in flight that backend makes its HTTP calls in helper processes (one per
-  64, at most one per core: `llm/backends/http_process.py`), started within the measured run.
+  That backend's HTTP/1.1 client is its own (`llm/backends/http1.py`), not aiohttp;
+- a second reference (`--worker bare-http1`): the bare loop on that same client, so what is
+  left between it and the engine is the engine's own work per row (cache, stats, limits).
 
 Per run: rows/s over the measured section, and client CPU per request (`time.process_time()`
 of the client process over that section, i.e. user + system time of every thread, plus the
-CPU time of child processes that ended in it: the engine's HTTP processes, start-up included;
+CPU time of child processes that ended in it, should a client start any;
 interpreter start-up, imports and first-use costs of the client process are excluded for both
-clients by a 20-row warm-up run in the same process first). Runs alternate bare, engine, bare, engine, ... so both see the same
-load on a shared machine; the ratio is engine rows/s over the bare client's rows/s, each the
-best of `--repeat` runs. Every output row is checked
+clients by a 20-row warm-up run in the same process first). Runs alternate bare, engine,
+bare-http1, bare, ... so all see the same load on a shared machine; the ratio is engine rows/s
+over the bare aiohttp client's rows/s (the goal's reference), each the best of `--repeat` runs. Every output row is checked
 (`text == "echo: " + prompt`). Then the engine reruns its last spec: answered from the
 request cache, with zero requests reaching the server.
 
@@ -248,6 +249,39 @@ def bare_client(base_url: str, topics: list[str], concurrency: int, output: Path
     return {"rows": len(answers)}
 
 
+def bare_http1_client(base_url: str, topics: list[str], concurrency: int, output: Path) -> dict:
+    """The same loop as `bare_client` on the engine's own HTTP client (`http1.Origin`): what
+    is left between the engine and this is the engine's own work per row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dataflow_cli.llm.backends.http1 import Origin
+
+    answers: list[str | None] = [None] * len(topics)
+    headers = {"Content-Type": "application/json"}
+
+    async def main() -> None:
+        origin = Origin(base_url + "/chat/completions", 30.0)
+        rows = iter(enumerate(topics))
+
+        async def worker() -> None:
+            for i, topic in rows:
+                body = {
+                    "model": "bench",
+                    "messages": [{"role": "user", "content": prompt(topic)}],
+                    "max_tokens": 64,
+                }
+                response = await origin.post(json.dumps(body).encode(), headers)
+                answers[i] = json.loads(response.body)["choices"][0]["message"]["content"]
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        origin.close()
+
+    asyncio.run(main())
+    pq.write_table(pa.table({"topic": topics, "text": answers}), output)
+    return {"rows": len(answers)}
+
+
 def engine_client(spec_path: Path, run_dir: Path, profile: Path | None) -> dict:
     """What `dataflow run --fresh` does, in this process."""
     from dataflow_cli.engine.executor import Executor
@@ -313,8 +347,6 @@ def worker_main(args: argparse.Namespace) -> None:
     """Run one client and print its figures as JSON. A 20-row warm-up run comes first (its own
     output, run directory and cache), so imports and first-use costs stay out of the measured
     run, for both clients alike."""
-    import aiohttp  # noqa: F401 - the engine's backend imports it at its first call
-
     if args.worker == "engine":
         cache = os.environ.get("DATAFLOW_CACHE_DIR", "")
         # One warm-up cache for all runs: only the first warm-up sends requests.
@@ -322,18 +354,20 @@ def worker_main(args: argparse.Namespace) -> None:
         _warm_up_engine(Path(args.spec), Path(args.run_dir + "-warm-up"))
         os.environ["DATAFLOW_CACHE_DIR"] = cache
     else:
-        bare_client(args.base_url, [f"warm-up {i}" for i in range(20)], 20, Path(args.output + ".warm-up"))
+        bare = bare_client if args.worker == "bare" else bare_http1_client
+        bare(args.base_url, [f"warm-up {i}" for i in range(20)], 20, Path(args.output + ".warm-up"))
     topics = [f"topic {i}" for i in range(args.rows)]
     wall, cpu, usage = time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if args.worker == "bare":
-        result = bare_client(args.base_url, topics, args.concurrency[0], Path(args.output))
+    if args.worker != "engine":
+        bare = bare_client if args.worker == "bare" else bare_http1_client
+        result = bare(args.base_url, topics, args.concurrency[0], Path(args.output))
     else:
         profile = Path(args.profile) if args.profile else None
         result = engine_client(Path(args.spec), Path(args.run_dir), profile)
     result["seconds"] = time.perf_counter() - wall
-    # Child processes (the engine's HTTP process) count too: they are reaped before the run
-    # returns, so their CPU time is in RUSAGE_CHILDREN by now.
+    # Child processes count too, should a client start any: reaped before the run returns,
+    # their CPU time is in RUSAGE_CHILDREN by now.
     done = resource.getrusage(resource.RUSAGE_CHILDREN)
     result["child_cpu"] = done.ru_utime + done.ru_stime - children.ru_utime - children.ru_stime
     result["cpu"] = time.process_time() - cpu + result["child_cpu"]
@@ -374,9 +408,9 @@ def measure(kind: str, server: Server, work: Path, rows: int, concurrency: int, 
     output = work / f"{kind}-{tag}.parquet"
     cache = work / f"cache-{tag}"
     before = server.stats()
-    if kind == "bare":
+    if kind != "engine":
         extra = ["--base-url", server.base_url, "--rows", str(rows), "--concurrency", str(concurrency)]
-        result = client("bare", [*extra, "--output", str(output)])
+        result = client(kind, [*extra, "--output", str(output)])
     else:
         spec = work / f"spec-{tag}.yaml"
         spec.write_text(
@@ -472,7 +506,7 @@ def main() -> None:
     parser.add_argument("--profile", help="directory for cProfile dumps of the engine runs")
     # Internal: the server and client processes.
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--worker", choices=["bare", "engine"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["bare", "bare-http1", "engine"], help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
@@ -500,12 +534,12 @@ def main() -> None:
             for concurrency in args.concurrency:
                 best: dict[str, dict] = {}
                 for r in range(args.repeat):
-                    for kind in ("bare", "engine"):
+                    for kind in ("bare", "engine", "bare-http1"):
                         tag = f"c{concurrency}-{r}"
                         result = measure(kind, server, work, rows, concurrency, tag, args)
                         report["runs"].append({"client": kind, "concurrency": concurrency, **result})
                         print(
-                            f"  c{concurrency:<4} {kind:>6}: {result['seconds']:6.2f} s, "
+                            f"  c{concurrency:<4} {kind:>10}: {result['seconds']:6.2f} s, "
                             f"{result['rows_per_second']:7,.0f} rows/s, client CPU "
                             f"{result['cpu_ms_per_request']:.3f} ms/request, server CPU "
                             f"{result['server_cpu_ms']:.3f} ms/request",
@@ -525,6 +559,14 @@ def main() -> None:
                     flush=True,
                 )
                 report[f"ratio_c{concurrency}"] = round(ratio, 3)
+                own = best["engine"]["rows_per_second"] / best["bare-http1"]["rows_per_second"]
+                print(
+                    f"  and a bare loop on the engine's own HTTP client: "
+                    f"{best['bare-http1']['rows_per_second']:,.0f} rows/s, CPU "
+                    f"{best['bare-http1']['cpu_ms_per_request']:.3f} ms/request: engine at {own:.3f} of it",
+                    flush=True,
+                )
+                report[f"ratio_own_c{concurrency}"] = round(own, 3)
             # The last engine spec again, with its filled cache: no request may reach the server.
             tag = f"c{args.concurrency[-1]}-{args.repeat - 1}"
             before = server.stats()["requests"]

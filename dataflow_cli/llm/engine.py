@@ -526,8 +526,6 @@ class LLMEngine:
         if answer.kind in FATAL:
             hint = {
                 "auth": "check the key in the environment variable named by `api_key_env`, and the model name",
-                "worker": "answers received so far are cached: run again (DATAFLOW_HTTP_PROCESS=0 makes "
-                "the calls in the main process)",
             }.get(answer.kind, "check the backend's model settings")
             raise self._stop(
                 FatalLLMError(f"backend `{state.name}`: {answer.reason()}: {answer.message}", hint=hint)

@@ -132,15 +132,15 @@ class Answer:
 # Error kinds. Transient ones are retried with backoff; the rest fail fast.
 RETRYABLE = frozenset({"rate_limit", "server", "timeout", "connection"})
 # Stop the whole run: every other request would fail the same way.
-# unavailable: the model could not be loaded; worker: a backend's HTTP process died.
-FATAL = frozenset({"auth", "unavailable", "worker"})
+# unavailable: the model could not be loaded.
+FATAL = frozenset({"auth", "unavailable"})
 
 
 class LLMError(Exception):
     """A failed request, classified so the engine knows whether to retry.
 
     kind: rate_limit | server | timeout | connection | auth | bad_request | not_found |
-          invalid_output | unavailable (model cannot load) | worker (HTTP process died) | backend
+          invalid_output | unavailable (model cannot load) | backend
     """
 
     def __init__(

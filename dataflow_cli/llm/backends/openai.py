@@ -2,47 +2,23 @@
 (OpenAI, `vllm serve`, SGLang, llama.cpp's server, ...).
 
 It exists beside `litellm` because per-request client CPU decides throughput on fast local
-servers: this path is one aiohttp POST and one JSON parse per request. At high concurrency the
-calls run in a process of their own (see `http_process`), on a core the engine does not use.
+servers: this path is one HTTP/1.1 POST on a kept-alive connection (`http1`) and one JSON parse
+per request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import logging
 import os
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from dataflow_cli import redact
 from dataflow_cli.llm.backends.base import Backend, BackendConfig
-from dataflow_cli.llm.backends.http_process import HTTPProcess, make_session, post
-from dataflow_cli.llm.types import Completion, LLMError, Request
-
-log = logging.getLogger(__name__)
-
-# Separate HTTP processes pay off when the client's CPU can limit throughput: many calls in
-# flight at once (at 50 ms a call, 64 of them are ~1,300 calls/s, a quarter of a core in
-# aiohttp). A Ray actor keeps at most 64 in flight, so it makes its calls itself.
-PROCESS_CONCURRENCY = 64  # calls in flight per HTTP process
-STARTUP_CONCURRENCY = 128  # calls in flight in this process while the HTTP processes start
-
-
-def http_processes(max_concurrency: int) -> int:
-    """How many processes make a backend's calls (0: this one): one per 64 calls in flight
-    beyond 64, at most one per core. `DATAFLOW_HTTP_PROCESS=N` sets the number (0 keeps the
-    calls in this process)."""
-    setting = os.environ.get("DATAFLOW_HTTP_PROCESS", "")
-    if setting.isdigit():
-        return int(setting)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    if cores < 2 or max_concurrency <= PROCESS_CONCURRENCY:
-        return 0
-    return min(cores, -(-max_concurrency // PROCESS_CONCURRENCY))
+from dataflow_cli.llm.backends.http1 import HTTPError, Origin, header_problem
+from dataflow_cli.llm.types import Completion, LLMError, Request, parse_retry_after
 
 
 class OpenAIConfig(BackendConfig):
@@ -59,6 +35,17 @@ class OpenAIConfig(BackendConfig):
         description="How to ask for JSON when a stage declares a schema: json_schema, json_object or none.",
     )
 
+    @field_validator("headers")
+    @classmethod
+    def _sendable(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            problem = header_problem(name, value)
+            if problem is None and name.lower() in ("host", "content-length", "transfer-encoding"):
+                problem = f"header `{name}` is set by the client; remove it"
+            if problem is not None:
+                raise ValueError(problem)
+        return headers
+
 
 class OpenAIBackend(Backend):
     provider = "openai"
@@ -67,13 +54,10 @@ class OpenAIBackend(Backend):
     def __init__(self, config: OpenAIConfig):
         super().__init__(config)
         self.config: OpenAIConfig  # coerced by Backend.__init__
-        self._session = None
-        self._startup_session = None
         self._url = config.api_base.rstrip("/") + "/chat/completions"
+        self._origin: Origin | None = None  # connections of the event loop below
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._headers_for: tuple[str | None, dict[str, str]] | None = None  # (key, headers)
-        self._process_count = http_processes(config.max_concurrency)
-        self._processes: list[HTTPProcess] | None = None  # started at the first call
-        self._ready: list[HTTPProcess] = []  # those that answer calls
         # The body's JSON after the messages, per sampling (a stage has one), when no field of
         # `extra_body` replaces the model or the messages.
         self._tails: dict[str, bytes] = {}
@@ -94,21 +78,11 @@ class OpenAIBackend(Backend):
             if not key:
                 raise LLMError("auth", f"environment variable `{self.config.api_key_env}` is not set")
             redact.add(key)
+            if header_problem("Authorization", key) is not None:
+                raise LLMError("auth", f"the key in `{self.config.api_key_env}` contains a line break")
             headers["Authorization"] = f"Bearer {key}"
         self._headers_for = (key, headers)
         return headers
-
-    def _session_for_loop(self):
-        if self._processes and any(process.dead is None for process in self._processes):
-            # Only until the HTTP processes are ready (a few hundred ms): opening hundreds of
-            # connections here would take the CPU they need to start.
-            if self._startup_session is None:
-                limit = min(self.config.max_concurrency, STARTUP_CONCURRENCY)
-                self._startup_session = make_session(limit, self.config.timeout)
-            return self._startup_session
-        if self._session is None or self._session.closed:
-            self._session = make_session(self.config.max_concurrency, self.config.timeout)
-        return self._session
 
     def _body(self, request: Request) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.config.model, "messages": list(request.messages)}
@@ -135,40 +109,55 @@ class OpenAIBackend(Backend):
             tail = self._tails[sampling] = ("," + json.dumps(rest)[1:] if rest else "}").encode()
         return self._model_json + json.dumps(list(request.messages)).encode() + tail
 
-    async def _start_processes(self) -> None:
-        """Start the HTTP processes (a run answered from the cache never needs them)."""
-        self._processes = []
-        count = self._process_count
-        if not count:
-            return
-        limit = -(-self.config.max_concurrency // count)
-        try:
-            self._processes = await HTTPProcess.start(
-                count, self._url, limit, self.config.timeout, on_ready=self._ready.append
-            )
-        except OSError as exc:
-            log.warning("cannot start HTTP processes (%s); calls stay in this process", exc)
-
     async def complete(self, request: Request) -> Completion:
         body = self.encode(request)
         headers = self._headers()
-        if self._processes is None:
-            await self._start_processes()
-        ready = self._ready
-        if ready:
-            # The process with the fewest calls in flight. A dead one raises: the run stops.
-            process = ready[0] if len(ready) == 1 else min(ready, key=HTTPProcess.load)
-            return await process.post(body, headers)
-        # In this process: no HTTP process wanted, or none is ready yet.
-        return await post(self._session_for_loop(), self._url, body, headers, self.config.timeout)
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._origin is None:  # connections belong to one loop
+            self._origin, self._loop = Origin(self._url, self.config.timeout), loop
+        try:
+            response = await self._origin.post(body, headers)
+        except HTTPError as exc:
+            # A malformed answer is a server hiccup: retried like a 5xx.
+            raise LLMError("server" if exc.kind == "protocol" else exc.kind, exc.message) from None
+        if response.status != 200:
+            raise LLMError.from_status(
+                response.status,
+                error_message(response.body, response.status),
+                parse_retry_after(response.retry_after),
+            )
+        return parse_completion(response.body)
 
     async def aclose(self) -> None:
-        processes, self._processes, self._ready = self._processes or [], None, []
-        for process in processes:
-            process.close()
-        for process in processes:
-            await process.wait()
-        for session in (self._session, self._startup_session):
-            if session is not None and not session.closed:
-                await session.close()
-        self._session = self._startup_session = None
+        if self._origin is not None:
+            self._origin.close()
+        self._origin = self._loop = None
+
+
+def error_message(raw: bytes, status: int) -> str:
+    try:
+        error = json.loads(raw).get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])[:300]
+    except (ValueError, AttributeError):
+        pass
+    return f"HTTP {status}: {raw[:200].decode('utf-8', 'replace')}"
+
+
+def parse_completion(raw: bytes) -> Completion:
+    try:
+        payload = json.loads(raw)
+        choice = payload["choices"][0]
+        text = choice["message"]["content"]
+        usage = payload.get("usage") or {}
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        # A truncated or garbled body is a server hiccup: retry it like a 5xx.
+        raise LLMError("server", f"malformed response body: {raw[:120]!r}") from None
+    if text is None:
+        raise LLMError("server", "response has no message content")
+    return Completion(
+        text=text,
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        finish_reason=choice.get("finish_reason"),
+    )
