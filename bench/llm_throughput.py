@@ -79,6 +79,11 @@ def prompt(topic: str) -> str:
     return f"Write a short answer about {topic}."
 
 
+def request_body(topic: str) -> dict:
+    """What the engine sends for a row (the bare clients send the same)."""
+    return {"model": "bench", "messages": [{"role": "user", "content": prompt(topic)}], "max_tokens": 64}
+
+
 # --------------------------------------------------------------------------------------------
 # The server
 # --------------------------------------------------------------------------------------------
@@ -233,12 +238,7 @@ def bare_client(base_url: str, topics: list[str], concurrency: int, output: Path
 
             async def worker() -> None:
                 for i, topic in rows:
-                    body = {
-                        "model": "bench",
-                        "messages": [{"role": "user", "content": prompt(topic)}],
-                        "max_tokens": 64,
-                    }
-                    async with session.post(url, json=body) as response:
+                    async with session.post(url, json=request_body(topic)) as response:
                         payload = json.loads(await response.read())
                     answers[i] = payload["choices"][0]["message"]["content"]
 
@@ -266,12 +266,7 @@ def bare_http1_client(base_url: str, topics: list[str], concurrency: int, output
 
         async def worker() -> None:
             for i, topic in rows:
-                body = {
-                    "model": "bench",
-                    "messages": [{"role": "user", "content": prompt(topic)}],
-                    "max_tokens": 64,
-                }
-                response = await origin.post(json.dumps(body).encode(), headers)
+                response = await origin.post(json.dumps(request_body(topic)).encode(), headers)
                 answers[i] = json.loads(response.body)["choices"][0]["message"]["content"]
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))

@@ -36,7 +36,7 @@ from typing import Any
 from dataflow_cli import redact
 from dataflow_cli.llm.engine import LLMEngine, schema_problem
 from dataflow_cli.llm.operator import LLMClient
-from dataflow_cli.llm.types import Completion, LLMError, Request
+from dataflow_cli.llm.types import Completion, LLMError, Request, chat_completion
 
 log = logging.getLogger(__name__)
 
@@ -374,20 +374,7 @@ def _line_answer(item: dict[str, Any]) -> Completion | LLMError:
     if status != 200:
         message = (body.get("error") or {}).get("message") if isinstance(body.get("error"), dict) else None
         return LLMError.from_status(int(status or 500), str(message or f"HTTP {status}")[:300])
-    try:
-        choice = body["choices"][0]
-        text = choice["message"]["content"]
-        usage = body.get("usage") or {}
-    except (KeyError, IndexError, TypeError):
-        return LLMError("server", "malformed response in the batch output")
-    if text is None:
-        return LLMError("server", "response has no message content")
-    return Completion(
-        text=text,
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        finish_reason=choice.get("finish_reason"),
-    )
+    return chat_completion(body)
 
 
 def _missing(batch: dict[str, Any]) -> LLMError:

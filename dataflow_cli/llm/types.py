@@ -185,6 +185,27 @@ class LLMError(Exception):
         return cls(kind, message, status=status, retry_after=retry_after)
 
 
+def chat_completion(payload: Any) -> Completion | LLMError:
+    """The answer in an OpenAI chat-completions response (parsed JSON), or the retryable
+    `server` error a response without one is (a truncated or garbled body is a server hiccup)."""
+    try:
+        choice = payload["choices"][0]
+        text = choice["message"]["content"]
+        usage = payload.get("usage") or {}
+        prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        completion_tokens = int(usage.get("completion_tokens") or 0)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError):
+        return LLMError("server", f"malformed chat completion: {json.dumps(payload, default=str)[:120]}")
+    if text is None:
+        return LLMError("server", "response has no message content")
+    return Completion(
+        text=text,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        finish_reason=choice.get("finish_reason"),
+    )
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds form; HTTP dates are rare for APIs)."""
     if not value:

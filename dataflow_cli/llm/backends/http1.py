@@ -3,7 +3,7 @@
 Why not aiohttp: against a fast server at high concurrency the client's CPU per request decides
 throughput, and an OpenAI-compatible API needs little of HTTP (POST a JSON body, read a JSON
 answer, keep the connection). aiohttp's `ClientSession.post` costs ~0.19 ms of CPU per call
-(per-call request/response objects, multidict headers, cookies, tracing hooks), this ~0.045 ms
+(per-call request/response objects, multidict headers, cookies, tracing hooks), this ~0.05 ms
 (`bench/llm_throughput.py`, 500 in flight), so one process keeps 500 calls in flight with CPU
 to spare for the engine's own work.
 

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 from dataflow_cli import redact
 from dataflow_cli.llm.backends.base import Backend, BackendConfig
 from dataflow_cli.llm.backends.http1 import HTTPError, Origin, header_problem
-from dataflow_cli.llm.types import Completion, LLMError, Request, parse_retry_after
+from dataflow_cli.llm.types import Completion, LLMError, Request, chat_completion, parse_retry_after
 
 
 class OpenAIConfig(BackendConfig):
@@ -147,17 +147,10 @@ def error_message(raw: bytes, status: int) -> str:
 def parse_completion(raw: bytes) -> Completion:
     try:
         payload = json.loads(raw)
-        choice = payload["choices"][0]
-        text = choice["message"]["content"]
-        usage = payload.get("usage") or {}
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+    except ValueError:
         # A truncated or garbled body is a server hiccup: retry it like a 5xx.
         raise LLMError("server", f"malformed response body: {raw[:120]!r}") from None
-    if text is None:
-        raise LLMError("server", "response has no message content")
-    return Completion(
-        text=text,
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        finish_reason=choice.get("finish_reason"),
-    )
+    answer = chat_completion(payload)
+    if isinstance(answer, LLMError):
+        raise answer
+    return answer
