@@ -75,8 +75,8 @@ class BatchClient(LLMClient):
     # The LLMClient contract ---------------------------------------------------------------
     def complete(self, requests: list[Request]) -> list[Completion | LLMError]:
         engine = self.engine
-        if engine._fatal is not None:
-            raise engine._fatal
+        if engine.fatal is not None:
+            raise engine.fatal
         identity = engine.identity(self.backend)
         keys = [r.cache_key(identity) for r in requests]
         cache = engine.cache if self.api.config.cache else None
@@ -113,8 +113,8 @@ class BatchClient(LLMClient):
             if not admitted:
                 if stop is not None:
                     break
-                if self.engine._fatal is not None:
-                    raise self.engine._fatal
+                if self.engine.fatal is not None:
+                    raise self.engine.fatal
                 time.sleep(0.05)  # requests of other stages in flight hold the rest of the budget
                 continue
             answers.update(self._collect(self._submit(admitted), todo))
@@ -125,7 +125,7 @@ class BatchClient(LLMClient):
             answers.setdefault(key, LLMError("server", "the batch job did not include this request"))
             answer = answers[key]
             if isinstance(answer, LLMError):
-                answers[key] = self.engine._failed(answer, self.stats, self.policy, self.stage)
+                answers[key] = self.engine.failed(answer, self.stats, self.policy, self.stage)
         return answers
 
     def _collect(self, job: dict[str, Any], todo: dict[str, Request]) -> dict[str, Completion | LLMError]:
@@ -173,7 +173,7 @@ class BatchClient(LLMClient):
             if ticket == "wait":
                 return admitted, None
             if not hasattr(ticket, "tokens"):  # a BudgetExhausted
-                return admitted, self.engine._stop(ticket)
+                return admitted, self.engine.stop(ticket)
             admitted[key] = request
             self._tickets[key] = ticket
         return admitted, None
@@ -222,7 +222,7 @@ class BatchClient(LLMClient):
     def _wait(self, job: dict[str, Any]) -> dict[str, Any]:
         delay = min(FIRST_POLL, self.poll_interval)
         while True:
-            fatal = self.engine._fatal
+            fatal = self.engine.fatal
             if fatal is not None and not hasattr(fatal, "cap"):  # a budget stop lets jobs finish
                 raise fatal
             batch = self._call("GET", f"/batches/{job['batch_id']}", missing_ok=True)
@@ -332,7 +332,7 @@ class BatchClient(LLMClient):
         from dataflow_cli.llm.engine import FatalLLMError
 
         what = "the Batch API call failed" if job else "the Batch API refused the key"
-        return self.engine._stop(
+        return self.engine.stop(
             FatalLLMError(
                 f"stage `{self.stage}`: {what} ({error.reason()}: {error.message})",
                 hint="finished batches are checkpointed and submitted jobs recorded: run again to resume",

@@ -527,14 +527,14 @@ class LLMEngine:
             hint = {
                 "auth": "check the key in the environment variable named by `api_key_env`, and the model name",
             }.get(answer.kind, "check the backend's model settings")
-            raise self._stop(
+            raise self.stop(
                 FatalLLMError(f"backend `{state.name}`: {answer.reason()}: {answer.message}", hint=hint)
             )
         if answer.retryable and tries.attempts < state.backend.config.max_retries:
             tries.attempts += 1
             stats.retries += 1
             return RETRY_LATER
-        return self._failed(answer, stats, policy, stage)
+        return self.failed(answer, stats, policy, stage)
 
     async def _call(self, state: _Backend, request: Request, stats: LLMStats) -> Completion | LLMError:
         """One call under the rate limits; never raises for a failed request (only FatalLLMError
@@ -617,7 +617,7 @@ class LLMEngine:
             if self._fatal is not None:
                 raise self._fatal
         if isinstance(ticket, FatalLLMError):
-            raise self._stop(ticket)
+            raise self.stop(ticket)
         return ticket
 
     def drain(self, timeout: float = 300.0) -> None:
@@ -656,18 +656,20 @@ class LLMEngine:
             answer.cost = state.backend.cost(answer)
         stats.cost += answer.cost or 0.0
 
-    def _failed(self, error: LLMError, stats: LLMStats, policy: Policy, stage: str) -> LLMError:
+    def failed(self, error: LLMError, stats: LLMStats, policy: Policy, stage: str) -> LLMError:
+        """Count a request that failed for good; raises FatalLLMError when the stage's policy
+        says the run must stop (`on_error: fail`, or too many errors)."""
         stats.errors += 1
         stats.errors_by_kind[error.kind] += 1
         if policy.on_error == "fail":
-            raise self._stop(
+            raise self.stop(
                 FatalLLMError(
                     f"stage `{stage}`: request failed ({error.reason()}: {error.message})",
                     hint="set `on_error: reject` on the stage to send failing rows to the rejects file instead",
                 )
             )
         if stats.requests >= policy.min_requests and stats.errors / stats.requests > policy.max_error_rate:
-            raise self._stop(
+            raise self.stop(
                 FatalLLMError(
                     f"stage `{stage}`: {stats.errors} of {stats.requests} requests failed "
                     f"({stats.errors / stats.requests:.0%} > max_error_rate {policy.max_error_rate:.0%}); "
@@ -677,7 +679,13 @@ class LLMEngine:
             )
         return error
 
-    def _stop(self, error: FatalLLMError) -> FatalLLMError:
+    @property
+    def fatal(self) -> FatalLLMError | None:
+        """The error that stopped the run, once one did: nothing new is sent after it."""
+        return self._fatal
+
+    def stop(self, error: FatalLLMError) -> FatalLLMError:
+        """Stop the run (the first error wins); returns the error to raise."""
         if self._fatal is None:
             self._fatal = error
             self._stopped.set()
