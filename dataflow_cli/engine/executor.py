@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -47,7 +46,7 @@ from dataflow_cli.engine.gates import GateFailure, Gates, gate_columns
 from dataflow_cli.engine.pool import StagePools, stage_delta
 from dataflow_cli.engine.profile import StageProfile
 from dataflow_cli.engine.stats import RunStats, StageStats
-from dataflow_cli.io.inputs import iter_batches
+from dataflow_cli.io.inputs import iter_batches, with_row_ids
 from dataflow_cli.io.lock import OutputLock
 from dataflow_cli.io.writers import TableWriter, remove_stale_temp_files
 from dataflow_cli.operator import Batch
@@ -373,24 +372,12 @@ class Executor:
 
     # Input ----------------------------------------------------------------------------
     def _input_batches(self) -> Iterator[tuple[int, pa.Table]]:
-        offset = 0
-        for index, table in enumerate(
-            iter_batches(self.spec.input_paths, self.spec.batch_size, self.spec.limit)
-        ):
-            n = table.num_rows
-            self._input_columns = set(table.column_names)
-            if "_id" in table.column_names:
-                ids = pc.cast(table.column("_id"), pa.string())
-                table = table.drop_columns(["_id"])
-            else:
-                numbers = np.arange(offset, offset + n, dtype=np.int64)
-                # from_buffers, not pa.array: the latter makes pyarrow import pandas (~0.25 s).
-                ids = pc.cast(
-                    pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(numbers)]), pa.string()
-                )
-            table = table.add_column(0, "_id", ids)
-            offset += n
-            yield index, table
+        def tables() -> Iterator[pa.Table]:
+            for table in iter_batches(self.spec.input_paths, self.spec.batch_size, self.spec.limit):
+                self._input_columns = set(table.column_names)
+                yield table
+
+        return with_row_ids(tables())
 
     # Stage application ----------------------------------------------------------------
     def _advance(

@@ -150,13 +150,9 @@ class RunInfo:
 
     # Input ------------------------------------------------------------------------------------
     def input_batches(self) -> Iterator[tuple[int, pa.Table]]:
-        """The input batches with the `_id`s the run gave them (as `Executor._input_batches`)."""
-        import numpy as np
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
+        """The input batches with the `_id`s the run gave them."""
         from dataflow_cli.engine.fingerprint import input_identity
-        from dataflow_cli.io.inputs import iter_batches
+        from dataflow_cli.io.inputs import iter_batches, with_row_ids
 
         record = self.manifest.get("input")
         if not record:
@@ -175,16 +171,7 @@ class RunInfo:
                 "the run's input changed since the run (size or modification time differ)",
                 hint="run the pipeline again on the current input, then retry",
             )
-        offset = 0
-        for index, table in enumerate(iter_batches(paths, record["batch_size"], record.get("limit"))):
-            n = table.num_rows
-            if "_id" in table.column_names:
-                ids = pc.cast(table.column("_id"), pa.string())
-                table = table.drop_columns(["_id"])
-            else:
-                ids = pc.cast(pa.array(np.arange(offset, offset + n, dtype=np.int64)), pa.string())
-            offset += n
-            yield index, table.add_column(0, "_id", ids)
+        yield from with_row_ids(iter_batches(paths, record["batch_size"], record.get("limit")))
 
     def replay(
         self, i: int, table: pa.Table
