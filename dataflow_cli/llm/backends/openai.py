@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
@@ -34,6 +35,16 @@ class OpenAIConfig(BackendConfig):
         "json_schema",
         description="How to ask for JSON when a stage declares a schema: json_schema, json_object or none.",
     )
+
+    @field_validator("api_base")
+    @classmethod
+    def _http_url(cls, api_base: str) -> str:
+        parts = urlsplit(api_base)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"{api_base!r} is not an http:// or https:// URL (e.g. http://localhost:8000/v1)"
+            )
+        return api_base
 
     @field_validator("headers")
     @classmethod

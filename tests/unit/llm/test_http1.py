@@ -615,9 +615,11 @@ def test_a_key_with_a_line_break_is_an_auth_error(monkeypatch):
 
 
 def test_only_http_and_https_urls():
-    for url in ("ftp://host/v1", "unix:///tmp/socket", "http:///no-host"):
+    for url in ("ftp://host/v1", "unix:///tmp/socket", "http:///no-host", "localhost:8000/v1"):
         with pytest.raises(ValueError):
             Origin(url, 1.0)
+        with pytest.raises(ValidationError, match="not an http"):  # `dataflow validate` says so
+            OpenAIConfig(provider="openai", model="m", api_base=url)
 
 
 @pytest.fixture
