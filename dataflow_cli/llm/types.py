@@ -195,7 +195,8 @@ def chat_completion(payload: Any) -> Completion | LLMError:
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         completion_tokens = int(usage.get("completion_tokens") or 0)
     except (KeyError, IndexError, TypeError, AttributeError, ValueError):
-        return LLMError("server", f"malformed chat completion: {json.dumps(payload, default=str)[:120]}")
+        keys = sorted(map(str, payload))[:8] if isinstance(payload, dict) else type(payload).__name__
+        return LLMError("server", f"malformed chat completion (top level: {keys})")
     if text is None:
         return LLMError("server", "response has no message content")
     return Completion(
