@@ -342,6 +342,7 @@ def worker_main(args: argparse.Namespace) -> None:
     """Run one client and print its figures as JSON. A 20-row warm-up run comes first (its own
     output, run directory and cache), so imports and first-use costs stay out of the measured
     run, for both clients alike."""
+    bare = bare_client if args.worker == "bare" else bare_http1_client
     if args.worker == "engine":
         cache = os.environ.get("DATAFLOW_CACHE_DIR", "")
         # One warm-up cache for all runs: only the first warm-up sends requests.
@@ -349,13 +350,11 @@ def worker_main(args: argparse.Namespace) -> None:
         _warm_up_engine(Path(args.spec), Path(args.run_dir + "-warm-up"))
         os.environ["DATAFLOW_CACHE_DIR"] = cache
     else:
-        bare = bare_client if args.worker == "bare" else bare_http1_client
         bare(args.base_url, [f"warm-up {i}" for i in range(20)], 20, Path(args.output + ".warm-up"))
     topics = [f"topic {i}" for i in range(args.rows)]
     wall, cpu, usage = time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     if args.worker != "engine":
-        bare = bare_client if args.worker == "bare" else bare_http1_client
         result = bare(args.base_url, topics, args.concurrency[0], Path(args.output))
     else:
         profile = Path(args.profile) if args.profile else None

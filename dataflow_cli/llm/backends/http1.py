@@ -61,11 +61,22 @@ class Response(NamedTuple):
 
 
 def header_problem(name: str, value: str) -> str | None:
-    """Why a header cannot be sent as is (a line break would smuggle in headers of its own), or None."""
+    """Why a caller's header cannot be sent as is (a line break would smuggle in headers of its
+    own; framing headers are the client's), or None."""
     if not _TOKEN.fullmatch(name):
         return f"header name {name!r} is not a valid HTTP field name"
     if _BAD_VALUE.search(value):
         return f"the value of header `{name}` contains a line break or another control character"
+    if name.lower() in ("host", "content-length", "transfer-encoding"):
+        return f"header `{name}` is set by the HTTP client; remove it"
+    return None
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` is not one this client can call, or None."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{url!r} is not an http:// or https:// URL (e.g. http://localhost:8000/v1)"
     return None
 
 
@@ -73,9 +84,10 @@ class Origin:
     """Calls to one `http(s)://host:port/path` URL. Use on one event loop."""
 
     def __init__(self, url: str, timeout: float, max_body: int = MAX_BODY):
+        problem = url_problem(url)
+        if problem is not None:
+            raise ValueError(problem)
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http:// or https:// URL: {url!r}")
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.tls = parts.scheme == "https"
@@ -151,7 +163,7 @@ class Origin:
             except OSError as exc:
                 error = exc
                 continue
-            if address != addresses[0] and address in addresses:  # e.g. ::1 refused, 127.0.0.1 took it
+            if address != addresses[0]:  # e.g. ::1 refused, 127.0.0.1 took it: first from now on
                 addresses.remove(address)
                 addresses.insert(0, address)
             return connection
@@ -182,8 +194,6 @@ def _header_block(headers: dict[str, str]) -> bytes:
         problem = header_problem(name, value)
         if problem is not None:
             raise ValueError(problem)
-        if name.lower() in ("host", "content-length", "transfer-encoding"):
-            raise ValueError(f"header `{name}` is set by the HTTP client")
         lines.append(f"{name}: {value}\r\n")
     return "".join(lines).encode("utf-8")
 

@@ -12,13 +12,12 @@ import asyncio
 import json
 import os
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
 from dataflow_cli import redact
 from dataflow_cli.llm.backends.base import Backend, BackendConfig
-from dataflow_cli.llm.backends.http1 import HTTPError, Origin, header_problem
+from dataflow_cli.llm.backends.http1 import HTTPError, Origin, header_problem, url_problem
 from dataflow_cli.llm.types import Completion, LLMError, Request, chat_completion, parse_retry_after
 
 
@@ -39,11 +38,9 @@ class OpenAIConfig(BackendConfig):
     @field_validator("api_base")
     @classmethod
     def _http_url(cls, api_base: str) -> str:
-        parts = urlsplit(api_base)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                f"{api_base!r} is not an http:// or https:// URL (e.g. http://localhost:8000/v1)"
-            )
+        problem = url_problem(api_base)
+        if problem is not None:
+            raise ValueError(problem)
         return api_base
 
     @field_validator("headers")
@@ -51,8 +48,6 @@ class OpenAIConfig(BackendConfig):
     def _sendable(cls, headers: dict[str, str]) -> dict[str, str]:
         for name, value in headers.items():
             problem = header_problem(name, value)
-            if problem is None and name.lower() in ("host", "content-length", "transfer-encoding"):
-                problem = f"header `{name}` is set by the client; remove it"
             if problem is not None:
                 raise ValueError(problem)
         return headers
